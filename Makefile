@@ -1,0 +1,98 @@
+# fiftyx — make (build), make check (tests), make bench (the main job), make plot, make clean.
+# Honours CC, CFLAGS, LDFLAGS, NVCC, NVCCFLAGS, CUDA_ARCH; SANITIZE=1 builds with ASan+UBSan
+# into build/san. CUDA is autodetected (nvcc on PATH or in /usr/local/cuda); without it the
+# build is CPU-only. Missing libraries are installed by tools/install-deps.
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+CFLAGS ?= -O3 -g
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
+NVCCFLAGS ?= -O3 -lineinfo
+CUDA_ARCH ?= sm_90
+BUILD ?= build
+
+ifeq ($(SANITIZE),1)
+BUILD := $(BUILD)/san
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+FX_PKGS := hwloc jansson openblas
+
+# Install missing libraries before anything is compiled (not for `make clean`).
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(shell pkg-config --exists $(FX_PKGS) 2>/dev/null && command -v gnuplot >/dev/null && echo ok),ok)
+$(info fiftyx: missing libraries or tools; running tools/install-deps)
+ifneq ($(shell tools/install-deps 1>&2; echo $$?),0)
+$(error tools/install-deps failed: install the packages it names, then run make again)
+endif
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(FX_PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(FX_PKGS) 2>/dev/null)
+
+ALL_CFLAGS := -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP $(PKG_CFLAGS) \
+	$(SAN) -DFX_SOURCE_DIR='"$(CURDIR)"' -DFX_HAVE_OPENBLAS $(CFLAGS)
+ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lm
+
+# Micro-kernels per ISA: the file name says which instructions it may use; the rest of the
+# binary is plain x86-64 and chooses at run time (CPUID), so one build runs on any x86-64.
+AVX512_FLAGS := -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mavx2
+AVX2_FLAGS := -mavx2 -mfma
+
+C_SRCS := $(wildcard harness/*.c reference/*.c kernels/*.c kernels/cpu/*.c kernels/baselines/*.c)
+CU_SRCS :=
+ifneq ($(NVCC),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+CU_SRCS := $(wildcard kernels/cuda/*.cu kernels/baselines/*.cu)
+C_SRCS := $(filter-out kernels/no_gpu.c,$(C_SRCS))
+ALL_CFLAGS += -DFX_HAVE_CUDA
+ALL_NVCCFLAGS := -std=c++17 -arch=$(CUDA_ARCH) -DFX_HAVE_CUDA -MMD -MP -Xcompiler -Wall $(NVCCFLAGS)
+LIBS += -L$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
+endif
+
+OBJS := $(C_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
+
+.PHONY: all check bench plot report clean
+all: $(BUILD)/fiftyx
+ifeq ($(NVCC),)
+	@echo "fiftyx: nvcc not found: CPU-only build (the cuda and cublas backends are not built)"
+endif
+
+$(BUILD)/fiftyx: $(OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+$(BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(ALL_NVCCFLAGS) -c -o $@ $<
+
+check: $(BUILD)/fiftyx
+	$(BUILD)/fiftyx check $(CHECK_ARGS)
+
+bench: $(BUILD)/fiftyx
+	$(BUILD)/fiftyx bench $(BENCH_ARGS)
+
+plot:
+	tools/plot results/*.json
+
+report:
+	tools/report
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,241 @@
+/* check_cli.c — the command line end to end: good runs, and every kind of bad input gives one
+ * line on stderr and exit status 2 (never a crash, a signal or a hang). Runs this very binary. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "check.h"
+#include "harness.h"
+
+typedef struct {
+    int exited, status, signal;
+    char out[16384], err[4096];
+} run_result;
+
+static void slurp(FILE *f, char *buf, size_t len)
+{
+    rewind(f);
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = 0;
+    fclose(f);
+}
+
+/* Runs `fiftyx args...` with a 120 s alarm; captures stdout and stderr. */
+static int run_self(const char *const *args, run_result *r)
+{
+    memset(r, 0, sizeof *r);
+    FILE *out = tmpfile(), *err = tmpfile();
+    if (!out || !err)
+        return -1;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = "fiftyx";
+    for (; args[n - 1] && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fileno(out), 1);
+        dup2(fileno(err), 2);
+        alarm(120);
+        execv("/proc/self/exe", (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0)
+        return -1;
+    r->exited = WIFEXITED(st);
+    r->status = r->exited ? WEXITSTATUS(st) : -1;
+    r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    slurp(out, r->out, sizeof r->out);
+    slurp(err, r->err, sizeof r->err);
+    return 0;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void expect_bad(fx_check *c, const char *name, const char *const *args)
+{
+    run_result r;
+    char full[128];
+    snprintf(full, sizeof full, "cli/bad_%s", name);
+    if (run_self(args, &r))
+        fx_report(c, FX_FAIL, full, "could not run the binary");
+    else if (r.signal)
+        fx_report(c, FX_FAIL, full, "killed by signal %d (%s)", r.signal, strsignal(r.signal));
+    else if (r.status != 2)
+        fx_report(c, FX_FAIL, full, "exit status %d, expected 2; stderr: %.200s", r.status, r.err);
+    else if (count_lines(r.err) != 1 || strncmp(r.err, "fiftyx: ", 8))
+        fx_report(c, FX_FAIL, full, "stderr is not one 'fiftyx: ...' line: %.300s", r.err);
+    else
+        fx_report(c, FX_PASS, full, NULL);
+}
+
+/* Writes a copy of the tutorial tensors into dir, with `name` replaced by a bad file. */
+static int make_init_dir(const char *dir, const fx_init *t, const char *name, const char *how)
+{
+    fx_err e;
+    char path[4200];
+    long sx[2] = {t->size.n, t->size.d_in}, sy[2] = {t->size.n, t->size.d_out};
+    long s1[2] = {t->size.d_in, t->size.h}, s2[2] = {t->size.h, t->size.d_out};
+    struct {
+        const char *n;
+        const float *d;
+        long *s;
+    } f[4] = {{"x", t->x, sx}, {"y", t->y, sy}, {"w1", t->w1, s1}, {"w2", t->w2, s2}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s.npy", dir, f[i].n);
+        if (fx_npy_save(path, f[i].d, 2, f[i].s, &e))
+            return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    if (!strcmp(how, "truncate"))
+        return truncate(path, 1000);
+    if (!strcmp(how, "dtype")) {
+        FILE *fp = fopen(path, "wb"); /* an int32 array: dtype '<i4' */
+        if (!fp)
+            return -1;
+        const char hdr[] = "{'descr': '<i4', 'fortran_order': False, 'shape': (64, 1000), }";
+        char pad[128];
+        int len = snprintf(pad, sizeof pad, "%-117s\n", hdr);
+        fwrite("\x93NUMPY\x01\x00", 1, 8, fp);
+        fputc(len & 0xff, fp);
+        fputc(len >> 8, fp);
+        fwrite(pad, 1, (size_t)len, fp);
+        for (int i = 0; i < 64 * 1000; i++)
+            fwrite(&i, 4, 1, fp);
+        fclose(fp);
+        return 0;
+    }
+    if (!strcmp(how, "shape")) { /* y with 9 columns instead of 10 */
+        long sh[2] = {t->size.n, t->size.d_out - 1};
+        return fx_npy_save(path, t->y, 2, sh, &e);
+    }
+    return -1;
+}
+
+void fx_check_cli(fx_check *c)
+{
+    /* Good runs first: the tutorial's first losses, as the issue names them. */
+    char tut[4096];
+    snprintf(tut, sizeof tut, "%s/reference/data/tutorial", fx_source_dir());
+    run_result r;
+    const char *ref5[] = {"train", "--backend", "reference", "--init", tut, "--steps", "5", NULL};
+    if (run_self(ref5, &r) || r.status != 0)
+        fx_report(c, FX_FAIL, "cli/train_reference_5", "exit %d: %.200s", r.status, r.err);
+    else if (count_lines(r.out) != 5 || strncmp(r.out, "0 29428664\n1 ", 13))
+        fx_report(c, FX_FAIL, "cli/train_reference_5", "unexpected output: %.200s", r.out);
+    else
+        fx_report(c, FX_PASS, "cli/train_reference_5", NULL);
+
+    char dir[4096];
+    if (fx_mkdtemp(dir, sizeof dir)) {
+        fx_report(c, FX_FAIL, "cli/tempdir", "cannot create a temporary directory");
+        return;
+    }
+    const char *save[] = {"train", "--backend", "naive", "--init", tut, "--steps", "3", "--save", dir, NULL};
+    fx_npy w1 = {0}, w2 = {0};
+    char p1[4200], p2[4200];
+    snprintf(p1, sizeof p1, "%s/w1.npy", dir);
+    snprintf(p2, sizeof p2, "%s/w2.npy", dir);
+    if (run_self(save, &r) || r.status != 0)
+        fx_report(c, FX_FAIL, "cli/train_save", "exit %d: %.200s", r.status, r.err);
+    else if (fx_npy_load(p1, &w1, NULL) || fx_npy_load(p2, &w2, NULL))
+        fx_report(c, FX_FAIL, "cli/train_save", "w1.npy or w2.npy missing or unreadable");
+    else if (w1.shape[0] != 1000 || w1.shape[1] != 100 || w2.shape[0] != 100 || w2.shape[1] != 10)
+        fx_report(c, FX_FAIL, "cli/train_save", "saved weights have the wrong shape");
+    else
+        fx_report(c, FX_PASS, "cli/train_save", NULL);
+    fx_npy_free(&w1);
+    fx_npy_free(&w2);
+    unlink(p1);
+    unlink(p2);
+
+    /* Bad input. */
+    struct {
+        const char *name;
+        const char *args[12];
+    } bad[] = {
+        {"size_zero", {"train", "--backend", "reference", "--size", "0x1x1x1", NULL}},
+        {"size_two_dims", {"train", "--backend", "reference", "--size", "64x1000", NULL}},
+        {"size_negative", {"train", "--backend", "reference", "--size", "-5x1000x100x10", NULL}},
+        {"size_overflow", {"train", "--backend", "reference", "--size", "99999999999x2x2x2", NULL}},
+        {"size_huge_tensor", {"train", "--backend", "reference", "--size", "16000000x16000000x2x2", NULL}},
+        {"size_five_dims", {"train", "--backend", "reference", "--size", "1x2x3x4x5", NULL}},
+        {"size_garbage", {"train", "--backend", "reference", "--size", "64x1e3x100x10", NULL}},
+        {"steps_negative", {"train", "--backend", "reference", "--steps", "-1", NULL}},
+        {"steps_garbage", {"train", "--backend", "reference", "--steps", "5x", NULL}},
+        {"lr_nan", {"train", "--backend", "reference", "--lr", "nan", NULL}},
+        {"lr_inf", {"train", "--backend", "reference", "--lr", "inf", NULL}},
+        {"seed_negative", {"train", "--backend", "reference", "--seed", "-3", NULL}},
+        {"threads_zero", {"train", "--backend", "reference", "--threads", "0", NULL}},
+        {"backend_unknown", {"train", "--backend", "nosuch", NULL}},
+        {"backend_missing", {"train", "--steps", "5", NULL}},
+        {"option_without_value", {"train", "--backend", NULL}},
+        {"unknown_flag", {"train", "--backend", "reference", "--frobnicate", NULL}},
+        {"unknown_command", {"frobnicate", NULL}},
+        {"no_command", {NULL}},
+        {"init_missing_dir", {"train", "--backend", "reference", "--init", "/nonexistent", NULL}},
+        {"save_missing_dir", {"train", "--backend", "reference", "--save", "/nonexistent", NULL}},
+        {"init_size_disagrees", {"train", "--backend", "reference", "--init", tut, "--size", "2x2x2x2", NULL}},
+        {"check_unknown_flag", {"check", "--frobnicate", NULL}},
+        {"check_unknown_backend", {"check", "--backend", "nosuch", NULL}},
+        {"info_unknown_flag", {"info", "--frobnicate", NULL}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_bad(c, bad[i].name, bad[i].args);
+
+    /* Bad tensor files behind --init. */
+    fx_init t;
+    fx_err e;
+    if (fx_init_load(&t, tut, &e)) {
+        fx_report(c, FX_FAIL, "cli/init_files", "%s", e.msg);
+    } else {
+        struct {
+            const char *name, *file, *how;
+        } files[] = {{"init_truncated", "w1", "truncate"},
+                     {"init_wrong_dtype", "x", "dtype"},
+                     {"init_wrong_shape", "y", "shape"}};
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            if (make_init_dir(dir, &t, files[i].file, files[i].how)) {
+                fx_report(c, FX_FAIL, files[i].name, "could not write the test files");
+                continue;
+            }
+            const char *args[] = {"train", "--backend", "reference", "--init", dir, "--steps", "1", NULL};
+            expect_bad(c, files[i].name, args);
+        }
+        fx_init_free(&t);
+    }
+    fx_rmtree(dir);
+
+    /* A GPU backend on a machine without a GPU is bad input, not a crash. */
+    size_t n;
+    const fx_backend *const *all = fx_backends(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (all[i]->device != FX_GPU)
+            continue;
+        char name[96];
+        snprintf(name, sizeof name, "gpu_backend_without_gpu_%s", all[i]->name);
+        const char *why = all[i]->unavailable ? all[i]->unavailable() : NULL;
+        if (!why) {
+            char full[128];
+            snprintf(full, sizeof full, "cli/bad_%s", name);
+            fx_report(c, FX_SKIP, full, "a GPU is present here");
+            continue;
+        }
+        const char *args[] = {"train", "--backend", all[i]->name, "--steps", "1", NULL};
+        expect_bad(c, name, args);
+    }
+}

@@ -1,0 +1,228 @@
+/* check_kernels.c — every kernel of a backend against the double-precision oracle.
+ *
+ * GEMM: NN, NT, TN × every epilogue × many shapes (1, primes, non-multiples of every block
+ * size, the tutorial's shapes, dimensions ≥ 1024). Inputs are fresh per case; outputs are
+ * poisoned with NaN (masks with 0xAA) first, so an element a kernel forgets to write fails.
+ * Tolerance: an element may differ from the exact product by K·FLT_EPSILON·Σ|a||b| — twice
+ * the worst-case bound of float summation in any order (γ_K ≈ K·u, u = FLT_EPSILON/2), so a
+ * correct kernel cannot fail it, whatever its blocking or split-K, and a wrong one does. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+
+/* M, N, K. The tutorial's GEMMs at 64x1000x100x10 are 64x100x1000 (x·w1), 64x10x100 (h·w2),
+ * 100x10x64 (h_reluᵀ·g), 64x100x10 (g·w2ᵀ) and 1000x100x64 (xᵀ·gh). */
+static const long shapes[][3] = {
+    {1, 1, 1},       {1, 1, 7},      {7, 1, 1},       {1, 9, 1},      {2, 3, 4},
+    {7, 13, 29},     {13, 7, 31},    {17, 19, 23},    {31, 37, 41},   {61, 67, 71},
+    {64, 100, 1000}, {64, 10, 100},  {100, 10, 64},   {64, 100, 10},  {1000, 100, 64},
+    {33, 65, 17},    {127, 129, 67}, {255, 257, 3},   {5, 300, 511},  {300, 5, 257},
+    {96, 96, 96},    {128, 128, 128}, {129, 127, 385}, {47, 513, 15},  {1, 1000, 33},
+    {1000, 1, 33},   {65, 1, 1000},  {16, 16, 1},     {257, 31, 2},   {97, 211, 389},
+    {1030, 40, 70},  {40, 1029, 50}, {50, 60, 1100},  {256, 256, 256}, {1024, 96, 48},
+};
+static const int n_quick = 20; /* --quick: the first 20 */
+
+static const char *const op_name[] = {"nn", "nt", "tn"};
+static const char *const epi_name[] = {"store", "relu_mask", "mask", "sgd"};
+
+typedef struct {
+    double worst; /* largest |error| / tolerance seen */
+    char why[200];
+} verdict;
+
+/* Checks one output element; returns 0 when it is within tolerance. */
+static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr, float c, int mask,
+                      int mask_in, verdict *v, long i, long j)
+{
+    if (!isfinite(c)) {
+        snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %g (not finite)", i, j, c);
+        return -1;
+    }
+    double want = r, err_tol = tol;
+    switch (epi) {
+    case FX_EPI_STORE:
+        break;
+    case FX_EPI_RELU_MASK:
+        if (mask != 0 && mask != 1) {
+            snprintf(v->why, sizeof v->why, "mask[%ld,%ld] = %d (never written)", i, j, mask);
+            return -1;
+        }
+        if ((r > tol && !mask) || (r < -tol && mask)) {
+            snprintf(v->why, sizeof v->why, "mask[%ld,%ld] = %d for acc %g", i, j, mask, r);
+            return -1;
+        }
+        if (!mask && c != 0.0f) {
+            snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %g where mask is 0", i, j, c);
+            return -1;
+        }
+        want = r > 0 ? r : 0;
+        break;
+    case FX_EPI_MASK:
+        if (!mask_in) {
+            if (c != 0.0f) {
+                snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %g where masked out", i, j, c);
+                return -1;
+            }
+            return 0;
+        }
+        break;
+    case FX_EPI_SGD:
+        want = (double)c0 - (double)lr * r;
+        err_tol = lr * tol + 2.0 * FLT_EPSILON * (fabs(c0) + fabs(lr * r));
+        break;
+    }
+    double err = fabs((double)c - want);
+    err_tol += FLT_MIN;
+    if (err / err_tol > v->worst)
+        v->worst = err / err_tol;
+    if (err > err_tol) {
+        snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %.9g, expected %.9g (|err| %.3g > tol %.3g)", i,
+                 j, c, want, err, err_tol);
+        return -1;
+    }
+    return 0;
+}
+
+/* One GEMM case; returns 0 on success, else fills v->why. */
+static int gemm_case(const fx_backend *b, fx_op op, fx_epilogue epi, long m, long n, long k,
+                     uint64_t seed, verdict *v)
+{
+    size_t mn = (size_t)(m * n);
+    float *a = malloc((size_t)(m * k) * sizeof *a), *bm = malloc((size_t)(k * n) * sizeof *bm);
+    float *c = malloc(mn * sizeof *c), *c0 = malloc(mn * sizeof *c0);
+    uint8_t *mask = malloc(mn), *mask_in = malloc(mn);
+    double *acc = malloc(mn * sizeof *acc), *abs = malloc(mn * sizeof *abs);
+    int rc = -1;
+    if (!a || !bm || !c || !c0 || !mask || !mask_in || !acc || !abs) {
+        snprintf(v->why, sizeof v->why, "out of memory");
+        goto done;
+    }
+    fx_rng r;
+    fx_rng_seed(&r, seed);
+    fx_rng_fill_normal(&r, a, (size_t)(m * k));
+    fx_rng_fill_normal(&r, bm, (size_t)(k * n));
+    fx_rng_fill_normal(&r, c0, mn);
+    for (size_t i = 0; i < mn; i++) {
+        mask_in[i] = fx_rng_next(&r) >> 63;
+        mask[i] = epi == FX_EPI_MASK ? mask_in[i] : 0xAA;
+        c[i] = epi == FX_EPI_SGD ? c0[i] : NAN;
+    }
+    const float lr = 0.5f;
+    fx_gemm_args args = {op, epi, m, n, k, a, bm, c, mask, lr};
+    fx_err e = {{0}};
+    if (b->kernels->gemm(&args, &e)) {
+        snprintf(v->why, sizeof v->why, "gemm failed: %s", e.msg);
+        goto done;
+    }
+    fx_ref_gemm(op, m, n, k, a, bm, acc, abs);
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            size_t x = (size_t)(i * n + j);
+            double tol = (double)k * FLT_EPSILON * abs[x];
+            if (check_elem(epi, acc[x], tol, c0[x], lr, c[x], mask[x], mask_in[x], v, i, j))
+                goto done;
+        }
+    rc = 0;
+done:
+    free(a);
+    free(bm);
+    free(c);
+    free(c0);
+    free(mask);
+    free(mask_in);
+    free(acc);
+    free(abs);
+    return rc;
+}
+
+static void check_gemm(fx_check *c, const fx_backend *b)
+{
+    int nshapes = c->quick ? n_quick : (int)(sizeof shapes / sizeof shapes[0]);
+    uint64_t seed = 1;
+    for (int op = FX_NN; op <= FX_TN; op++)
+        for (int epi = FX_EPI_STORE; epi <= FX_EPI_SGD; epi++) {
+            char name[128];
+            snprintf(name, sizeof name, "kernels/%s/gemm_%s_%s", b->name, op_name[op], epi_name[epi]);
+            verdict v = {0, ""};
+            int s;
+            for (s = 0; s < nshapes; s++) {
+                const long *sh = shapes[s];
+                if (gemm_case(b, (fx_op)op, (fx_epilogue)epi, sh[0], sh[1], sh[2], seed++, &v))
+                    break;
+            }
+            if (s < nshapes)
+                fx_report(c, FX_FAIL, name, "%ldx%ldx%ld: %s", shapes[s][0], shapes[s][1], shapes[s][2],
+                          v.why);
+            else
+                fx_report(c, FX_PASS, name, "%d shapes, worst error %.2f of tolerance", nshapes, v.worst);
+        }
+}
+
+static void check_loss_grad_sgd(fx_check *c, const fx_backend *b)
+{
+    static const long sizes[] = {1, 7, 640, 1000, 4097, 100003};
+    int nsizes = c->quick ? 4 : 6;
+    char name[128];
+    for (int which = 0; which < 2; which++) {
+        snprintf(name, sizeof name, "kernels/%s/%s", b->name, which ? "sgd" : "loss_grad");
+        char why[200] = "";
+        for (int s = 0; s < nsizes && !why[0]; s++) {
+            long n = sizes[s];
+            float *p = malloc((size_t)n * sizeof *p), *q = malloc((size_t)n * sizeof *q);
+            float *out = malloc((size_t)n * sizeof *out);
+            fx_rng r;
+            fx_rng_seed(&r, 5000 + (uint64_t)s + 100 * (uint64_t)which);
+            fx_rng_fill_normal(&r, p, (size_t)n);
+            fx_rng_fill_normal(&r, q, (size_t)n);
+            fx_err e = {{0}};
+            if (!p || !q || !out) {
+                snprintf(why, sizeof why, "out of memory");
+            } else if (which == 0) {
+                for (long i = 0; i < n; i++)
+                    p[i] *= 30.0f, out[i] = NAN;
+                double loss = NAN, want = 0;
+                if (b->kernels->loss_grad(n, p, q, out, &loss, &e))
+                    snprintf(why, sizeof why, "n=%ld: %s", n, e.msg);
+                for (long i = 0; i < n && !why[0]; i++) {
+                    double d = (double)p[i] - (double)q[i];
+                    want += d * d;
+                    if (!(fabs(out[i] - 2.0 * d) <= 2.0 * FLT_EPSILON * fabs(d) + FLT_MIN))
+                        snprintf(why, sizeof why, "n=%ld: g[%ld] = %.9g, expected %.9g", n, i, out[i], 2 * d);
+                }
+                double tol = (double)(n + 2) * FLT_EPSILON * want;
+                if (!why[0] && !(fabs(loss - want) <= tol))
+                    snprintf(why, sizeof why, "n=%ld: loss %.9g, expected %.9g (tol %.3g)", n, loss, want, tol);
+            } else {
+                const float lr = 0.5f;
+                memcpy(out, p, (size_t)n * sizeof *out);
+                if (b->kernels->sgd(n, out, q, lr, &e))
+                    snprintf(why, sizeof why, "n=%ld: %s", n, e.msg);
+                for (long i = 0; i < n && !why[0]; i++) {
+                    double want = (double)p[i] - (double)lr * q[i];
+                    double tol = FLT_EPSILON * (fabs(p[i]) + 2.0 * fabs(lr * q[i])) + FLT_MIN;
+                    if (!(fabs(out[i] - want) <= tol))
+                        snprintf(why, sizeof why, "n=%ld: w[%ld] = %.9g, expected %.9g", n, i, out[i], want);
+                }
+            }
+            free(p);
+            free(q);
+            free(out);
+        }
+        if (why[0])
+            fx_report(c, FX_FAIL, name, "%s", why);
+        else
+            fx_report(c, FX_PASS, name, "%d sizes", nsizes);
+    }
+}
+
+void fx_check_kernels(fx_check *c, const fx_backend *b)
+{
+    if (!b->kernels) /* the reference is the oracle itself */
+        return;
+    check_gemm(c, b);
+    check_loss_grad_sgd(c, b);
+}

@@ -1,0 +1,142 @@
+/* cli.c — see cli.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+void fx_die(int status, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("fiftyx: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(status);
+}
+
+int fx_parse_long(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !*s || !(*s == '-' || (*s >= '0' && *s <= '9')))
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fx_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fx_parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fx_parse_size(const char *s, fx_size *out, fx_err *e)
+{
+    long d[4];
+    const char *p = s;
+    for (int i = 0; i < 4; i++) {
+        const char *x = strchr(p, 'x');
+        size_t len = x ? (size_t)(x - p) : strlen(p);
+        char buf[32];
+        if (i < 3 && !x)
+            return fx_fail(e, "size '%s': expected NxD_INxHxD_OUT, four dimensions", s);
+        if (len == 0 || len >= sizeof buf)
+            return fx_fail(e, "size '%s': malformed dimension", s);
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        for (size_t k = 0; k < len; k++)
+            if (buf[k] < '0' || buf[k] > '9')
+                return fx_fail(e, "size '%s': dimension '%s' is not a positive integer", s, buf);
+        errno = 0;
+        unsigned long long v = strtoull(buf, NULL, 10);
+        if (errno || v > (unsigned long long)FX_MAX_DIM)
+            return fx_fail(e, "size '%s': dimension %s is too large (max %ld)", s, buf, FX_MAX_DIM);
+        if (v == 0)
+            return fx_fail(e, "size '%s': dimensions must be at least 1", s);
+        d[i] = (long)v;
+        p = x ? x + 1 : p + len;
+        if (i == 3 && x)
+            return fx_fail(e, "size '%s': expected four dimensions, got more", s);
+    }
+    fx_size z = {d[0], d[1], d[2], d[3]};
+    long elems[4] = {z.n * z.d_in, z.d_in * z.h, z.n * z.h, z.h * z.d_out};
+    for (int i = 0; i < 4; i++)
+        if (elems[i] > FX_MAX_ELEMS)
+            return fx_fail(e, "size '%s': a tensor of %ld elements is too large (max %ld)", s, elems[i],
+                           FX_MAX_ELEMS);
+    *out = z;
+    return 0;
+}
+
+const char *fx_opt(int argc, char **argv, int *i, const char *name)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n))
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n])
+        return NULL;
+    if (*i + 1 >= argc)
+        fx_bad_input("option %s needs a value", name);
+    return argv[++*i];
+}
+
+int fx_flag(char **argv, int i, const char *name) { return !strcmp(argv[i], name); }
+
+int fx_split_list(char *s, char **items, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
+        items[n++] = tok;
+    return n;
+}
+
+const fx_backend *fx_backend_usable(const char *name)
+{
+    const fx_backend *b = fx_backend_find(name);
+    if (!b) {
+        size_t n;
+        const fx_backend *const *all = fx_backends(&n);
+        char list[512] = "";
+        for (size_t i = 0; i < n; i++) {
+            strncat(list, all[i]->name, sizeof list - strlen(list) - 3);
+            if (i + 1 < n)
+                strncat(list, ", ", sizeof list - strlen(list) - 1);
+        }
+        fx_bad_input("unknown backend '%s' (built: %s)", name, list);
+    }
+    const char *why = b->unavailable ? b->unavailable() : NULL;
+    if (why)
+        fx_bad_input("backend '%s' is unavailable here: %s", name, why);
+    return b;
+}

@@ -1,0 +1,32 @@
+/* cli.h — argument parsing shared by the subcommands. Every parse error is bad input:
+ * one line on stderr ("fiftyx: ...") and exit status 2. */
+#ifndef FIFTYX_CLI_H
+#define FIFTYX_CLI_H
+#include <stdint.h>
+#include "../kernels/fiftyx.h"
+
+#define FX_EXIT_BAD_INPUT 2
+#define FX_MAX_DIM (1L << 24)        /* any one dimension */
+#define FX_MAX_ELEMS (1L << 32)      /* any one tensor (16 GiB of float32) */
+
+_Noreturn void fx_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define fx_bad_input(...) fx_die(FX_EXIT_BAD_INPUT, __VA_ARGS__)
+
+/* "NxD_inxHxD_out", each in [1, FX_MAX_DIM], each tensor within FX_MAX_ELEMS. */
+int fx_parse_size(const char *s, fx_size *out, fx_err *e);
+/* A comma-separated list of sizes (step) or GEMM shapes MxNxK / a single edge "2048". */
+int fx_parse_long(const char *s, long lo, long hi, long *out);
+int fx_parse_u64(const char *s, uint64_t *out);
+int fx_parse_double(const char *s, double *out); /* finite only */
+
+/* Option scanning: `--name value` or `--name=value`. Returns the value or NULL when argv[*i]
+ * is not this option; moves *i past what it consumed; a missing value is bad input. */
+const char *fx_opt(int argc, char **argv, int *i, const char *name);
+int fx_flag(char **argv, int i, const char *name);
+
+/* Splits a comma-separated list in place; returns the count (at most max). */
+int fx_split_list(char *s, char **items, int max);
+
+/* Resolves a backend name that must be usable here (else bad input with the reason). */
+const fx_backend *fx_backend_usable(const char *name);
+#endif

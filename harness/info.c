@@ -1,0 +1,49 @@
+/* info.c — `fiftyx info`: the machine a result was measured on. */
+#include <stdio.h>
+#include "cli.h"
+#include "harness.h"
+#include "topo.h"
+
+int fx_cmd_info(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if (fx_flag(argv, i, "--help") || fx_flag(argv, i, "-h")) {
+            puts("usage: fiftyx info\n  Prints the CPU (hwloc topology, caches, ISA), the GPU if any, "
+                 "and the backends built.");
+            return 0;
+        }
+        fx_bad_input("info: unknown option '%s'", argv[i]);
+    }
+    fx_topo t;
+    if (fx_topo_read(&t))
+        fx_die(1, "hwloc could not read the topology");
+    printf("cpu        %s\n", t.cpu_model);
+    printf("topology   %d package(s), %d core(s), %d PU(s), %d NUMA node(s)\n", t.packages, t.cores,
+           t.pus, t.numa_nodes);
+    printf("caches     L1d %ld KiB, L2 %ld KiB x%d, L3 %ld KiB x%d\n", t.l1d_bytes / 1024,
+           t.l2_bytes / 1024, t.l2_instances, t.l3_bytes / 1024, t.l3_instances);
+    printf("isa        %s (kernels: %s)\n", t.isa[0] ? t.isa : "none of avx2/avx512/fma",
+           t.best_isa);
+    if (t.mhz > 0)
+        printf("clock      %.0f MHz (nominal, /proc/cpuinfo)\n", t.mhz);
+
+    fx_gpu_info g;
+    fx_err e = {{0}};
+    if (fx_gpu_query(&g, &e) == 0)
+        printf("gpu        %s, %d SMs, compute capability %d.%d, %.1f GiB, SM clock %d MHz, "
+               "L2 %d KiB, CUDA runtime %d, driver %d\n",
+               g.name, g.sms, g.cc_major, g.cc_minor, g.memory_gib, g.sm_clock_mhz, g.l2_kib,
+               g.runtime_version, g.driver_version);
+    else
+        printf("gpu        none: %s\n", e.msg);
+
+    size_t n;
+    const fx_backend *const *b = fx_backends(&n);
+    puts("backends");
+    for (size_t i = 0; i < n; i++) {
+        const char *why = b[i]->unavailable ? b[i]->unavailable() : NULL;
+        printf("  %-16s %-3s %s%s%s\n", b[i]->name, b[i]->device == FX_GPU ? "gpu" : "cpu",
+               b[i]->summary, why ? " — unavailable: " : "", why ? why : "");
+    }
+    return 0;
+}

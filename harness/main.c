@@ -1,0 +1,50 @@
+/* main.c — the fiftyx command line: one binary, a subcommand each. */
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+#include "harness.h"
+#include "topo.h"
+
+#ifndef FX_SOURCE_DIR
+#define FX_SOURCE_DIR "."
+#endif
+
+const char *fx_source_dir(void) { return FX_SOURCE_DIR; }
+
+int fx_setup_threads(int threads, char *binding, size_t binding_len)
+{
+    if (threads <= 0)
+        threads = fx_core_count();
+    omp_set_num_threads(threads);
+    fx_set_threads(threads);
+    return fx_pin_threads(threads, binding, binding_len);
+}
+
+static const char usage[] =
+    "usage: fiftyx <command> [options]\n"
+    "  train   run the tutorial's training loop on one backend, printing 't loss' per step\n"
+    "  check   validate every kernel and backend against the double-precision reference\n"
+    "  bench   time the backends across sizes and give the verdict on \"50x\"\n"
+    "  info    the machine: hwloc topology, caches, ISA, GPU, backends\n"
+    "Each command takes --help.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        fx_bad_input("no command given (train, check, bench, info; see fiftyx --help)");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "train"))
+        return fx_cmd_train(argc, argv);
+    if (!strcmp(cmd, "check"))
+        return fx_cmd_check(argc, argv);
+    if (!strcmp(cmd, "info"))
+        return fx_cmd_info(argc, argv);
+    if (!strcmp(cmd, "bench"))
+        return fx_cmd_bench(argc, argv);
+    fx_bad_input("unknown command '%s' (train, check, bench, info; see fiftyx --help)", cmd);
+}

@@ -1,0 +1,124 @@
+/* topo.c — see topo.h. hwloc for the topology and binding; cpuid (via gcc) for the ISA. */
+#include <hwloc.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "topo.h"
+
+static hwloc_topology_t topo;
+
+static hwloc_topology_t get_topology(void)
+{
+    if (!topo) {
+        if (hwloc_topology_init(&topo) || hwloc_topology_load(topo)) {
+            topo = NULL;
+            return NULL;
+        }
+    }
+    return topo;
+}
+
+static long cache_size(hwloc_topology_t t, hwloc_obj_type_t type, int *instances)
+{
+    int n = hwloc_get_nbobjs_by_type(t, type);
+    if (instances)
+        *instances = n;
+    hwloc_obj_t o = hwloc_get_obj_by_type(t, type, 0);
+    return o && o->attr ? (long)o->attr->cache.size : 0;
+}
+
+static double cpuinfo_mhz(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    double mhz = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "cpu MHz", 7)) {
+            const char *c = strchr(line, ':');
+            if (c)
+                mhz = atof(c + 1);
+            break;
+        }
+    fclose(f);
+    return mhz;
+}
+
+int fx_topo_read(fx_topo *t)
+{
+    memset(t, 0, sizeof *t);
+    hwloc_topology_t h = get_topology();
+    if (!h)
+        return -1;
+    t->packages = hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_PACKAGE);
+    t->cores = hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_CORE);
+    t->pus = hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_PU);
+    t->numa_nodes = hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_NUMANODE);
+    t->l1d_bytes = cache_size(h, HWLOC_OBJ_L1CACHE, NULL);
+    t->l2_bytes = cache_size(h, HWLOC_OBJ_L2CACHE, &t->l2_instances);
+    t->l3_bytes = cache_size(h, HWLOC_OBJ_L3CACHE, &t->l3_instances);
+    hwloc_obj_t pkg = hwloc_get_obj_by_type(h, HWLOC_OBJ_PACKAGE, 0);
+    const char *model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
+    snprintf(t->cpu_model, sizeof t->cpu_model, "%s", model ? model : "unknown");
+    t->mhz = cpuinfo_mhz();
+
+    __builtin_cpu_init();
+    static const char *const feats[] = {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma"};
+    for (size_t i = 0; i < sizeof feats / sizeof feats[0]; i++) {
+        int has = 0;
+        switch (i) { /* __builtin_cpu_supports needs a literal */
+        case 0: has = __builtin_cpu_supports("avx512f"); break;
+        case 1: has = __builtin_cpu_supports("avx512bw"); break;
+        case 2: has = __builtin_cpu_supports("avx512vl"); break;
+        case 3: has = __builtin_cpu_supports("avx512dq"); break;
+        case 4: has = __builtin_cpu_supports("avx2"); break;
+        case 5: has = __builtin_cpu_supports("fma"); break;
+        }
+        if (has) {
+            if (t->isa[0])
+                strncat(t->isa, " ", sizeof t->isa - strlen(t->isa) - 1);
+            strncat(t->isa, feats[i], sizeof t->isa - strlen(t->isa) - 1);
+        }
+    }
+    const char *best = "generic";
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        best = "avx512";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        best = "avx2";
+    snprintf(t->best_isa, sizeof t->best_isa, "%s", best);
+    return 0;
+}
+
+int fx_core_count(void)
+{
+    hwloc_topology_t h = get_topology();
+    int n = h ? hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_CORE) : 0;
+    return n > 0 ? n : 1;
+}
+
+int fx_pin_threads(int threads, char *desc, size_t desc_len)
+{
+    hwloc_topology_t h = get_topology();
+    int cores = fx_core_count();
+    if (!h) {
+        snprintf(desc, desc_len, "unpinned (hwloc failed to load the topology)");
+        return -1;
+    }
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : failed)
+    {
+        int i = omp_get_thread_num();
+        hwloc_obj_t core = hwloc_get_obj_by_type(h, HWLOC_OBJ_CORE, (unsigned)(i % cores));
+        if (!core || hwloc_set_cpubind(h, core->cpuset, HWLOC_CPUBIND_THREAD))
+            failed++;
+    }
+    if (failed)
+        snprintf(desc, desc_len, "unpinned (%d of %d threads could not be bound)", failed, threads);
+    else
+        snprintf(desc, desc_len, "%d OpenMP thread%s, one per core (hwloc), cores 0-%d", threads,
+                 threads == 1 ? "" : "s", (threads < cores ? threads : cores) - 1);
+    return failed ? -1 : 0;
+}

@@ -1,0 +1,21 @@
+/* topo.h — the machine as hwloc sees it, the ISA this CPU runs, and thread pinning. */
+#ifndef FIFTYX_TOPO_H
+#define FIFTYX_TOPO_H
+#include <stddef.h>
+
+typedef struct {
+    int packages, cores, pus, numa_nodes;
+    long l1d_bytes, l2_bytes, l3_bytes; /* per instance, of the first core */
+    int l2_instances, l3_instances;
+    char cpu_model[128];
+    char isa[64];   /* "avx512f avx512bw ... avx2 fma" as supported here */
+    char best_isa[16]; /* avx512 | avx2 | generic */
+    double mhz;     /* nominal, from /proc/cpuinfo when hwloc has none; 0 if unknown */
+} fx_topo;
+
+int fx_topo_read(fx_topo *t);
+/* Binds OpenMP thread i (of `threads`) to core i, once per thread count; describes the binding. */
+int fx_pin_threads(int threads, char *desc, size_t desc_len);
+/* The OS-visible core count (hwloc cores), at least 1. */
+int fx_core_count(void);
+#endif

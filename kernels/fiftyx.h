@@ -1,0 +1,142 @@
+/* fiftyx.h — the one interface every backend implements (BabelStream's shape).
+ *
+ * The training loop, the checks and the benchmarks reach a backend only through
+ * fx_backend. Kernels know nothing of the CLI, of JSON or of timing policy.
+ *
+ * Conventions: row-major float32, compact (no leading dimensions). The problem is
+ * the PyTorch tensor tutorial's two-layer ReLU net:
+ *   h = x·w1, h_relu = max(h,0), y_pred = h_relu·w2, loss = Σ(y_pred−y)²,
+ *   g = 2(y_pred−y), gw2 = h_reluᵀ·g, gh = (g·w2ᵀ)⊙[h≥0], gw1 = xᵀ·gh,
+ *   w1 −= lr·gw1, w2 −= lr·gw2   (loss is the one computed before the update).
+ */
+#ifndef FIFTYX_H
+#define FIFTYX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sizes of the problem: batch N, input D_in, hidden H, output D_out. */
+typedef struct {
+    long n, d_in, h, d_out;
+} fx_size;
+
+/* FLOPs of one training step (two GEMMs forward, three backward, elementwise ignored). */
+double fx_step_flops(fx_size s);
+
+/* An error message filled in by whatever failed; functions return 0 or -1. */
+typedef struct {
+    char msg[256];
+} fx_err;
+
+/* Formats into e (if non-NULL) and returns -1, so that `return fx_fail(e, ...)` reads well. */
+int fx_fail(fx_err *e, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+typedef struct {
+    fx_size size;
+    float lr;
+    int sync_every_step; /* GPU backends: read the loss back after every step, like .item() */
+} fx_problem;
+
+/* Initial tensors on the host: x [N×D_in], y [N×D_out], w1 [D_in×H], w2 [H×D_out]. */
+typedef struct {
+    const float *x, *y, *w1, *w2;
+} fx_tensors;
+
+typedef enum { FX_CPU = 0, FX_GPU = 1 } fx_device;
+
+/* C[M×N] = op(A)·op(B) with K the inner dimension.
+ * FX_NN: A is M×K, B is K×N.  FX_NT: A is M×K, B is N×K.  FX_TN: A is K×M, B is K×N. */
+typedef enum { FX_NN = 0, FX_NT = 1, FX_TN = 2 } fx_op;
+
+/* What happens to the accumulator acc = op(A)·op(B) on its way to C.
+ *   STORE:      C = acc
+ *   RELU_MASK:  C = max(acc, 0); mask = (acc >= 0)   (layer-1 forward; mask for backward)
+ *   MASK:       C = mask ? acc : 0                    (masked backward; h == 0 passes)
+ *   SGD:        C = C − lr·acc                        (C holds the weights) */
+typedef enum { FX_EPI_STORE = 0, FX_EPI_RELU_MASK = 1, FX_EPI_MASK = 2, FX_EPI_SGD = 3 } fx_epilogue;
+
+typedef struct {
+    fx_op op;
+    fx_epilogue epi;
+    long m, n, k;
+    const float *a, *b;
+    float *c;
+    uint8_t *mask; /* M×N; written by RELU_MASK, read by MASK, unused otherwise */
+    float lr;      /* SGD only */
+} fx_gemm_args;
+
+/* The kernels of a backend, on host memory (a GPU backend copies in and out).
+ * These exist so that `fiftyx check` can test every kernel of every backend alike. */
+typedef struct {
+    int (*gemm)(const fx_gemm_args *args, fx_err *e);
+    /* g = 2(yp − y) and *loss = Σ(yp − y)² over n elements. */
+    int (*loss_grad)(long n, const float *yp, const float *y, float *g, double *loss, fx_err *e);
+    /* w −= lr·g over n elements. */
+    int (*sgd)(long n, float *w, const float *g, float lr, fx_err *e);
+} fx_kernels;
+
+/* GEMM benchmark hooks: operands resident where the backend computes.
+ * nsets input sets are uploaded; run() performs `iters` products back to back, product i on
+ * set i % nsets (so that operands which fit in a cache are not re-used hot), and returns the
+ * elapsed seconds measured with the backend's own clock (CUDA events on a GPU). */
+typedef struct {
+    int (*create)(fx_op op, long m, long n, long k, int nsets, const float *const *a,
+                  const float *const *b, void **handle, fx_err *e);
+    int (*run)(void *handle, long iters, double *seconds, fx_err *e);
+    int (*result)(void *handle, int set, float *c, fx_err *e); /* C of the last product on set */
+    void (*destroy)(void *handle);
+} fx_gemm_bench;
+
+typedef struct fx_backend {
+    const char *name;
+    fx_device device;
+    const char *summary;
+    /* NULL when the backend can run here, else a one-line reason why not. */
+    const char *(*unavailable)(void);
+    /* For sizes a backend cannot hold: NULL if fine, else why not (may be NULL itself). */
+    const char *(*unsupported)(const fx_problem *p);
+    int (*create)(const fx_problem *p, const fx_tensors *init, void **state, fx_err *e);
+    /* Runs `steps` training steps; losses[t] receives the loss of step t (before its update).
+     * *seconds (if non-NULL) receives the time of the steps by the backend's own clock. */
+    int (*run)(void *state, int steps, double *losses, double *seconds, fx_err *e);
+    int (*read_weights)(void *state, float *w1, float *w2, fx_err *e);
+    void (*destroy)(void *state);
+    const fx_kernels *kernels;       /* NULL when the backend has no separate kernels */
+    const fx_gemm_bench *gemm_bench; /* NULL when it has no GEMM of its own to time */
+} fx_backend;
+
+/* The GPU, when the build has CUDA and the machine has a device (device 0). */
+typedef struct {
+    char name[256];
+    int sms, cc_major, cc_minor;
+    double memory_gib;
+    int sm_clock_mhz, mem_clock_mhz, mem_bus_bits, l2_kib;
+    int runtime_version, driver_version;
+} fx_gpu_info;
+
+/* 0 with *g filled, or -1 with the reason (no CUDA in this build, no device, driver error). */
+int fx_gpu_query(fx_gpu_info *g, fx_err *e);
+
+/* CLOCK_MONOTONIC in seconds: the clock of the CPU backends' run(). */
+double fx_wall_seconds(void);
+
+/* The registry (kernels/registry.c). */
+const fx_backend *const *fx_backends(size_t *count);
+const fx_backend *fx_backend_find(const char *name);
+
+/* Thread count the CPU backends use (set by the harness; 0 = OpenMP's default). */
+void fx_set_threads(int threads);
+int fx_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
