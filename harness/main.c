@@ -1,6 +1,7 @@
 /* main.c — the fiftyx command line: one binary, a subcommand each. */
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "harness.h"
@@ -29,8 +30,22 @@ static const char usage[] =
     "  info    the machine: hwloc topology, caches, ISA, GPU, backends\n"
     "Each command takes --help.\n";
 
+/* OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when it loads, before main; the dev box
+ * sets them to force an AVX2 kernel. A fair baseline lets OpenBLAS choose for itself, so fiftyx
+ * restarts itself once without them (FIFTYX_KEEP_OPENBLAS_ENV=1 keeps them, to study their effect). */
+static void drop_openblas_env(char **argv)
+{
+    if (getenv("FIFTYX_KEEP_OPENBLAS_ENV") || (!getenv("OPENBLAS_CORETYPE") && !getenv("OPENBLAS_L2_SIZE")))
+        return;
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("OPENBLAS_L2_SIZE");
+    execv("/proc/self/exe", argv);
+    /* if re-exec fails, carry on: the results record the kernel OpenBLAS chose */
+}
+
 int main(int argc, char **argv)
 {
+    drop_openblas_env(argv);
     if (argc < 2)
         fx_bad_input("no command given (train, check, bench, info; see fiftyx --help)");
     const char *cmd = argv[1];

@@ -111,6 +111,11 @@ typedef struct fx_backend {
     void (*destroy)(void *state);
     const fx_kernels *kernels;       /* NULL when the backend has no separate kernels */
     const fx_gemm_bench *gemm_bench; /* NULL when it has no GEMM of its own to time */
+    /* Optional: one line on how it is configured here (ISA and micro-kernel, library and the
+     * kernel it chose, GPU variant...), recorded in results files. */
+    const char *(*describe)(void);
+    /* A variant (e.g. one ISA path forced) that `check` covers but `bench` runs only when named. */
+    int hidden;
 } fx_backend;
 
 /* The GPU, when the build has CUDA and the machine has a device (device 0). */
@@ -128,7 +133,8 @@ int fx_gpu_query(fx_gpu_info *g, fx_err *e);
 /* CLOCK_MONOTONIC in seconds: the clock of the CPU backends' run(). */
 double fx_wall_seconds(void);
 
-/* The registry (kernels/registry.c). */
+/* The registry (kernels/registry.c). A backend is registered by defining one of the names it
+ * lists (fx_backend_cpu, fx_backend_cuda, ...); a name no file defines is simply absent. */
 const fx_backend *const *fx_backends(size_t *count);
 const fx_backend *fx_backend_find(const char *name);
 

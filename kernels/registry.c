@@ -1,19 +1,37 @@
-/* registry.c — every backend by name. A backend compiled out (no nvcc, no OpenBLAS) is simply
- * absent; one compiled in but unusable here (no GPU) says why through unavailable(). */
+/* registry.c — every backend by name. Each is a weak reference: a backend whose file is not
+ * compiled (no nvcc, not written yet) is absent; one compiled in but unusable here (no GPU)
+ * says why through unavailable(). The order is the order of reports. */
 #include <string.h>
 #include "fiftyx.h"
 
-extern const fx_backend fx_backend_reference, fx_backend_naive;
+#define FX_BACKEND(sym) extern const fx_backend sym __attribute__((weak));
+FX_BACKEND(fx_backend_reference)
+FX_BACKEND(fx_backend_naive)
+FX_BACKEND(fx_backend_cpu)
+FX_BACKEND(fx_backend_cpu_avx512)
+FX_BACKEND(fx_backend_cpu_avx2)
+FX_BACKEND(fx_backend_cpu_generic)
+FX_BACKEND(fx_backend_openblas)
+FX_BACKEND(fx_backend_cuda)
+FX_BACKEND(fx_backend_cublas)
+FX_BACKEND(fx_backend_cuda_persistent)
 
-static const fx_backend *const backends[] = {
-    &fx_backend_reference,
-    &fx_backend_naive,
+static const fx_backend *const known[] = {
+    &fx_backend_reference, &fx_backend_naive,  &fx_backend_cpu,    &fx_backend_cpu_avx512,
+    &fx_backend_cpu_avx2,  &fx_backend_cpu_generic, &fx_backend_openblas, &fx_backend_cuda,
+    &fx_backend_cublas,    &fx_backend_cuda_persistent,
 };
 
 const fx_backend *const *fx_backends(size_t *count)
 {
-    *count = sizeof backends / sizeof backends[0];
-    return backends;
+    static const fx_backend *present[sizeof known / sizeof known[0]];
+    static size_t n;
+    if (!n)
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (known[i])
+                present[n++] = known[i];
+    *count = n;
+    return present;
 }
 
 const fx_backend *fx_backend_find(const char *name)
