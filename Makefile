@@ -33,7 +33,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(FX_PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(FX_PKGS) 2>/dev/null)
 
 ALL_CFLAGS := -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP $(PKG_CFLAGS) \
-	$(SAN) -DFX_SOURCE_DIR='"$(CURDIR)"' -DFX_HAVE_OPENBLAS $(CFLAGS)
+	$(SAN) -DFX_SOURCE_DIR='"$(CURDIR)"' -DFX_HAVE_OPENBLAS -DFX_CFLAGS='"$(CFLAGS) $(SAN)"' $(CFLAGS)
 ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
@@ -46,9 +46,10 @@ C_SRCS := $(wildcard harness/*.c reference/*.c kernels/*.c kernels/cpu/*.c kerne
 CU_SRCS :=
 ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
-CU_SRCS := $(wildcard kernels/cuda/*.cu kernels/baselines/*.cu)
-C_SRCS := $(filter-out kernels/no_gpu.c,$(C_SRCS))
-ALL_CFLAGS += -DFX_HAVE_CUDA
+CU_SRCS := $(wildcard kernels/cuda/*.cu kernels/baselines/*.cu harness/*.cu)
+C_SRCS := $(filter-out kernels/no_gpu.c harness/peaks_nogpu.c,$(C_SRCS))
+NVCC_VERSION := $(shell $(NVCC) --version 2>/dev/null | grep -o 'release [0-9.]*, V[0-9.]*')
+ALL_CFLAGS += -DFX_HAVE_CUDA -DFX_NVCC='"$(NVCC_VERSION) -arch=$(CUDA_ARCH) $(NVCCFLAGS)"'
 ALL_NVCCFLAGS := -std=c++17 -arch=$(CUDA_ARCH) -DFX_HAVE_CUDA -MMD -MP -Xcompiler -Wall $(NVCCFLAGS)
 LIBS += -L$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
 endif

@@ -1,11 +1,911 @@
-/* bench.c — `fiftyx bench` (in progress). */
+/* bench.c — `fiftyx bench`: sweeps sizes over the backends, validates and times each case, and
+ * gives the verdict on "50x": the best GPU time per size against the naive loop, the best CPU
+ * code on one thread and the best CPU code on all cores. Timing policy: timing.h. */
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "atomic_file.h"
+#include "bench.h"
 #include "cli.h"
 #include "harness.h"
 
+/* The step ladder, each rung with its reason. lr = 6.4/(N·H·D_in) keeps SGD stable at every
+ * rung (the curvature along w2 grows like N·H·D_in); it is exactly the tutorial's 1e-6 there. */
+static const struct {
+    const char *size, *why;
+} step_ladder[] = {
+    {"64x1000x100x10", "the tutorial itself: 26 MFLOP/step, latency-bound on a GPU"},
+    {"256x1000x100x10", "the tutorial at 4x the batch: still tiny for a GPU"},
+    {"256x4096x1024x256", "a small MLP: ~4.7 GFLOP/step, where a GPU starts to fill"},
+    {"1024x4096x4096x1024", "a mid-size MLP: ~94 GFLOP/step, compute-bound on both sides"},
+    {"4096x8192x8192x1024", "~1.3 TFLOP/step: the GPU fully used, the CPU for seconds"},
+};
+static const char *const gemm_ladder[] = {
+    "256", "512", "1024", "2048", "4096", "8192",
+    /* the tutorial's five GEMMs at 64x1000x100x10 */
+    "64x100x1000:nn", "64x10x100:nn", "100x10x64:tn", "64x100x10:nt", "1000x100x64:tn",
+};
+static const char *const quick_step[] = {"64x1000x100x10", "256x1000x100x10"};
+static const char *const quick_gemm[] = {"256", "512", "64x100x1000:nn"};
+
+#define MAX_SIZES 64
+#define LOSS_RTOL 1e-3
+
+static const char usage[] =
+    "usage: fiftyx bench [--suite step|gemm|all] [--backend B,...] [--size LIST] [--threads T]\n"
+    "                    [--out FILE] [--budget SECONDS] [--quick]\n"
+    "  Times the training step (suite step) and GEMM (suite gemm) of every backend across sizes,\n"
+    "  validates each result, and prints a table and the verdict on the GPU's \"50x\".\n"
+    "  --suite    default all (step and gemm)\n"
+    "  --backend  default: every backend built and usable here except the reference\n"
+    "  --size     comma-separated; NxD_INxHxD_OUT for step, S (square) or MxNxK[:nn|nt|tn] for gemm\n"
+    "             default step: 64x1000x100x10,256x1000x100x10,256x4096x1024x256,\n"
+    "                           1024x4096x4096x1024,4096x8192x8192x1024\n"
+    "             default gemm: 256...8192 square and the tutorial's five GEMMs\n"
+    "  --threads  CPU thread count (default: 1 and all cores)\n"
+    "  --out      results file (default results/<host>-<UTC date-time>.json), written atomically\n"
+    "  --budget   seconds per case (default 20); a case predicted to exceed it is skipped\n"
+    "  --quick    a smoke sweep: two step sizes, three GEMMs, short timings\n";
+
+/* ---- sizes ---------------------------------------------------------------------------- */
+
+static int count_x(const char *s)
+{
+    int n = 0;
+    for (; *s && *s != ':'; s++)
+        n += *s == 'x';
+    return n;
+}
+
+/* "2048" → 2048³ NN; "MxNxK" → NN; "MxNxK:tn" → TN. */
+static int parse_gemm(const char *s, long *m, long *n, long *k, fx_op *op, char *canon, size_t len)
+{
+    char buf[64], *colon;
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    *op = FX_NN;
+    if ((colon = strchr(buf, ':'))) {
+        *colon = 0;
+        if (!strcmp(colon + 1, "nn"))
+            *op = FX_NN;
+        else if (!strcmp(colon + 1, "nt"))
+            *op = FX_NT;
+        else if (!strcmp(colon + 1, "tn"))
+            *op = FX_TN;
+        else
+            return -1;
+    }
+    long d[3];
+    int nd = 0;
+    for (char *tok = buf, *x; nd < 3; tok = x + 1) {
+        x = strchr(tok, 'x');
+        if (x)
+            *x = 0;
+        if (fx_parse_long(tok, 1, FX_MAX_DIM, &d[nd++]))
+            return -1;
+        if (!x)
+            break;
+        if (nd == 3)
+            return -1;
+    }
+    if (nd == 1)
+        d[1] = d[2] = d[0];
+    else if (nd != 3)
+        return -1;
+    if (d[0] * d[2] > FX_MAX_ELEMS || d[2] * d[1] > FX_MAX_ELEMS || d[0] * d[1] > FX_MAX_ELEMS)
+        return -1;
+    *m = d[0], *n = d[1], *k = d[2];
+    static const char *const opn[] = {"", ":nt", ":tn"};
+    snprintf(canon, len, "%ldx%ldx%ld%s", *m, *n, *k, opn[*op]);
+    return 0;
+}
+
+/* ---- the cases ------------------------------------------------------------------------- */
+
+typedef struct {
+    fx_bench_run *run;
+    const char *out_path;
+    fx_timing_policy policy;
+    double ref_gflops; /* measured rate of the double reference, for its cost estimates */
+} bench_ctx;
+
+/* The reference's first two losses at a step size, computed at most once per size. */
+typedef struct {
+    char size[64];
+    int state; /* 0 unknown, 1 computed, -1 too costly */
+    double loss[2];
+} ref_losses;
+static ref_losses ref_cache[MAX_SIZES];
+
+static void fill_init(fx_init *init, fx_size s, fx_err *e, int *ok)
+{
+    /* The tutorial size starts from the tutorial's own tensors, like the PyTorch script. */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/reference/data/tutorial", fx_source_dir());
+    fx_size tut = FX_TUTORIAL_SIZE;
+    if (!memcmp(&s, &tut, sizeof s) && fx_init_load(init, dir, e) == 0) {
+        *ok = 1;
+        return;
+    }
+    *ok = fx_init_random(init, s, 0, e) == 0;
+}
+
+static const ref_losses *reference_losses(bench_ctx *bc, const fx_bench_row *row, const fx_init *init)
+{
+    ref_losses *r = NULL;
+    for (int i = 0; i < MAX_SIZES; i++)
+        if (!ref_cache[i].size[0] || !strcmp(ref_cache[i].size, row->size)) {
+            r = &ref_cache[i];
+            break;
+        }
+    if (!r)
+        return NULL;
+    if (r->state)
+        return r->state > 0 ? r : NULL;
+    snprintf(r->size, sizeof r->size, "%s", row->size);
+    if (bc->ref_gflops <= 0 || 2.0 * row->flops / (bc->ref_gflops * 1e9) > bc->run->budget) {
+        r->state = -1;
+        return NULL;
+    }
+    fx_ref *ref;
+    fx_tensors t = fx_init_view(init);
+    if (fx_ref_create(&ref, row->ss, row->lr, &t, NULL)) {
+        r->state = -1;
+        return NULL;
+    }
+    double t0 = fx_wall_seconds();
+    r->loss[0] = fx_ref_step(ref);
+    r->loss[1] = fx_ref_step(ref);
+    double rate = 2.0 * row->flops / (fx_wall_seconds() - t0) * 1e-9;
+    bc->ref_gflops = rate > bc->ref_gflops ? rate : bc->ref_gflops;
+    fx_ref_destroy(ref);
+    r->state = 1;
+    return r;
+}
+
+/* Step suite: one timed "iteration" is one training step; the state trains on throughout. */
+typedef struct {
+    const fx_backend *b;
+    void *state;
+    double *losses;
+    long cap;
+    int calls;
+    double first_losses[2];
+    int n_first;
+    int nonfinite;
+} step_ctx;
+
+static int step_fn(void *p, long iters, double *seconds, fx_err *e)
+{
+    step_ctx *s = p;
+    if (iters > s->cap)
+        return fx_fail(e, "internal: %ld steps exceed the loss buffer", iters);
+    if (s->b->run(s->state, (int)iters, s->losses, seconds, e))
+        return -1;
+    for (long i = 0; i < iters; i++) {
+        if (!isfinite(s->losses[i]))
+            s->nonfinite++;
+        if (s->n_first < 2)
+            s->first_losses[s->n_first++] = s->losses[i];
+    }
+    return 0;
+}
+
+static void run_step_row(bench_ctx *bc, fx_bench_row *row)
+{
+    fx_err e = {{0}};
+    fx_init init;
+    int ok;
+    fill_init(&init, row->ss, &e, &ok);
+    if (!ok) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "inputs: %s", e.msg);
+        return;
+    }
+    fx_problem p = {row->ss, (float)row->lr, row->sync_every_step};
+    fx_tensors t = fx_init_view(&init);
+    step_ctx s = {row->b, NULL, NULL, bc->policy.max_iters, 0, {0, 0}, 0, 0};
+    s.losses = malloc((size_t)s.cap * sizeof *s.losses);
+    if (!s.losses || row->b->create(&p, &t, &s.state, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "create: %s", s.losses ? e.msg : "out of memory");
+        free(s.losses);
+        fx_init_free(&init);
+        return;
+    }
+    if (fx_time_case(step_fn, &s, &bc->policy, &row->t, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "run: %s", e.msg);
+    } else {
+        row->status = FX_ROW_RAN;
+        row->have_loss = s.n_first == 2;
+        row->loss[0] = s.first_losses[0];
+        row->loss[1] = s.first_losses[1];
+        /* after timing: every loss finite, the weights finite, the first losses right */
+        size_t n1 = (size_t)(row->ss.d_in * row->ss.h), n2 = (size_t)(row->ss.h * row->ss.d_out);
+        float *w1 = malloc(n1 * sizeof *w1), *w2 = malloc(n2 * sizeof *w2);
+        int finite = !s.nonfinite && w1 && w2 && row->b->read_weights(s.state, w1, w2, &e) == 0;
+        for (size_t i = 0; finite && i < n1; i++)
+            finite = isfinite(w1[i]);
+        for (size_t i = 0; finite && i < n2; i++)
+            finite = isfinite(w2[i]);
+        free(w1);
+        free(w2);
+        const ref_losses *ref = finite && row->have_loss ? reference_losses(bc, row, &init) : NULL;
+        if (!finite) {
+            snprintf(row->validation, sizeof row->validation, "non-finite losses or weights");
+        } else if (ref) {
+            double e0 = fabs(row->loss[0] - ref->loss[0]) / fabs(ref->loss[0]);
+            double e1 = fabs(row->loss[1] - ref->loss[1]) / fabs(ref->loss[1]);
+            row->max_rel_err = e0 > e1 ? e0 : e1;
+            row->validated = row->max_rel_err <= LOSS_RTOL;
+            snprintf(row->validation, sizeof row->validation, "reference: first 2 losses");
+        } else {
+            snprintf(row->validation, sizeof row->validation, "pending agreement");
+        }
+    }
+    row->b->destroy(s.state);
+    free(s.losses);
+    fx_init_free(&init);
+}
+
+/* Where the reference was too costly: the backends' first losses must agree with their median. */
+static void validate_by_agreement(fx_bench_run *run)
+{
+    for (int i = 0; i < run->nrows; i++) {
+        fx_bench_row *r = &run->rows[i];
+        if (r->suite != FX_SUITE_STEP || r->status != FX_ROW_RAN || strcmp(r->validation, "pending agreement"))
+            continue;
+        double v[128];
+        int n = 0;
+        for (int j = 0; j < run->nrows && n < 128; j++) {
+            fx_bench_row *q = &run->rows[j];
+            if (q->suite == FX_SUITE_STEP && q->status == FX_ROW_RAN && q->have_loss && !strcmp(q->size, r->size))
+                v[n++] = q->loss[0];
+        }
+        if (n < 2) {
+            snprintf(r->validation, sizeof r->validation,
+                     "not validated: the reference is over budget here and no other backend ran");
+            continue;
+        }
+        for (int a = 1; a < n; a++) /* insertion sort: n is small */
+            for (int b = a; b > 0 && v[b - 1] > v[b]; b--) {
+                double x = v[b];
+                v[b] = v[b - 1];
+                v[b - 1] = x;
+            }
+        double med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+        r->max_rel_err = fabs(r->loss[0] - med) / fabs(med);
+        r->validated = r->max_rel_err <= LOSS_RTOL;
+        snprintf(r->validation, sizeof r->validation, "agreement: loss[0] vs the median of %d backends", n);
+    }
+}
+
+/* GEMM suite: one iteration is one product; nsets operand sets rotate so that a product whose
+ * operands fit in the last-level cache does not find them hot from the previous one. */
+typedef struct {
+    const fx_gemm_bench *g;
+    void *h;
+} gemm_ctx;
+
+static int gemm_fn(void *p, long iters, double *seconds, fx_err *e)
+{
+    gemm_ctx *c = p;
+    return c->g->run(c->h, iters, seconds, e);
+}
+
+static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
+{
+    fx_bench_run *run = bc->run;
+    double footprint = 4.0 * (double)(row->m * row->k + row->k * row->n + row->m * row->n);
+    double cache = row->b->device == FX_GPU ? run->gpu.l2_kib * 1024.0
+                                            : (double)run->topo.l3_bytes * (run->topo.l3_instances > 0 ? run->topo.l3_instances : 1);
+    int nsets = (int)ceil(2.0 * cache / footprint);
+    nsets = nsets < 1 ? 1 : nsets > 16 ? 16 : nsets;
+    while (nsets > 1 && nsets * footprint > 2e9)
+        nsets--;
+    float **a = calloc((size_t)nsets, sizeof *a), **b = calloc((size_t)nsets, sizeof *b);
+    float *c = malloc((size_t)(row->m * row->n) * sizeof *c);
+    fx_err e = {{0}};
+    gemm_ctx gc = {row->b->gemm_bench, NULL};
+    int ok = a && b && c;
+    long asz = row->m * row->k, bsz = row->k * row->n;
+    for (int s = 0; ok && s < nsets; s++) {
+        a[s] = malloc((size_t)asz * sizeof(float));
+        b[s] = malloc((size_t)bsz * sizeof(float));
+        ok = a[s] && b[s];
+        if (ok) {
+            fx_rng r;
+            fx_rng_seed(&r, 77 + (uint64_t)s);
+            fx_rng_fill_normal(&r, a[s], (size_t)asz);
+            fx_rng_fill_normal(&r, b[s], (size_t)bsz);
+        }
+    }
+    if (!ok) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "out of memory for %d operand sets", nsets);
+    } else if (gc.g->create(row->op, row->m, row->n, row->k, nsets, (const float *const *)a,
+                            (const float *const *)b, &gc.h, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "create: %s", e.msg);
+        gc.h = NULL;
+    } else if (fx_time_case(gemm_fn, &gc, &bc->policy, &row->t, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "run: %s", e.msg);
+    } else if (gc.g->result(gc.h, 0, c, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "result: %s", e.msg);
+    } else {
+        /* after timing: 64 sampled elements (corners included) against the double oracle */
+        row->status = FX_ROW_RAN;
+        snprintf(row->note, sizeof row->note, "%d operand set%s rotated", nsets, nsets > 1 ? "s" : "");
+        fx_rng r;
+        fx_rng_seed(&r, 4242);
+        int good = 1;
+        double worst = 0;
+        for (int s = 0; s < 64 && good; s++) {
+            long i = s == 0 || s == 1 ? 0 : s == 2 || s == 3 ? row->m - 1 : (long)(fx_rng_uniform(&r) * row->m);
+            long j = s == 0 || s == 2 ? 0 : s == 1 || s == 3 ? row->n - 1 : (long)(fx_rng_uniform(&r) * row->n);
+            double acc, abs;
+            fx_ref_gemm_at(row->op, row->m, row->n, row->k, a[0], b[0], i, j, &acc, &abs);
+            double tol = row->k * FLT_EPSILON * abs + FLT_MIN, err = fabs(c[i * row->n + j] - acc);
+            good = isfinite(c[i * row->n + j]) && err <= tol;
+            worst = abs > 0 && err / abs > worst ? err / abs : worst;
+        }
+        row->validated = good;
+        row->max_rel_err = worst;
+        snprintf(row->validation, sizeof row->validation, "reference: 64 sampled elements");
+    }
+    if (gc.h)
+        gc.g->destroy(gc.h);
+    for (int s = 0; s < nsets && a && b; s++) {
+        free(a[s]);
+        free(b[s]);
+    }
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* ---- orchestration ---------------------------------------------------------------------- */
+
+static const char *row_kind(const fx_bench_row *r) { return r->suite == FX_SUITE_STEP ? "step" : "gemm"; }
+
+/* The rate of the last row that ran with the same suite, backend, threads and mode: the
+ * estimate that lets a case predicted to blow the budget be skipped without running it. */
+static double known_rate(const fx_bench_run *run, int upto, const fx_bench_row *row)
+{
+    double rate = 0;
+    for (int i = 0; i < upto; i++) {
+        const fx_bench_row *q = &run->rows[i];
+        if (q->suite == row->suite && q->b == row->b && q->threads == row->threads &&
+            q->sync_every_step == row->sync_every_step && q->status == FX_ROW_RAN && q->gflops > 0)
+            rate = q->gflops;
+    }
+    return rate;
+}
+
+static void set_peak(const fx_bench_run *run, fx_bench_row *r)
+{
+    if (r->b->device == FX_GPU) {
+        r->peak_gflops = run->peaks.gpu_ffma_gflops;
+        r->peak_name = "gpu_ffma";
+    } else {
+        r->peak_gflops = fx_peak_cpu(&run->peaks, r->threads);
+        r->peak_name = r->threads > 1 ? "cpu_fma_all_cores" : "cpu_fma_1_thread";
+    }
+}
+
+static void fmt_time(double s, char *buf, size_t len)
+{
+    if (s < 1e-3)
+        snprintf(buf, len, "%.2f us", s * 1e6);
+    else if (s < 1)
+        snprintf(buf, len, "%.3f ms", s * 1e3);
+    else
+        snprintf(buf, len, "%.3f s", s);
+}
+
+static void run_all(bench_ctx *bc)
+{
+    fx_bench_run *run = bc->run;
+    double start = fx_wall_seconds();
+    for (int i = 0; i < run->nrows; i++) {
+        fx_bench_row *r = &run->rows[i];
+        double elapsed = fx_wall_seconds() - start;
+        double left = i ? elapsed / i * (run->nrows - i) : 0;
+        fprintf(stderr, "[%3d/%d] %s %-16s %-20s %s%-3d%s  (elapsed %.0f s, ~%.0f s left)\n", i + 1,
+                run->nrows, row_kind(r), r->b->name, r->size, r->b->device == FX_GPU ? "gpu " : "thr ",
+                r->threads, r->sync_every_step ? " sync" : "", elapsed, left);
+        fx_set_threads(r->threads > 0 ? r->threads : run->threads_all);
+        if (r->threads > 0) {
+            char binding[160];
+            fx_setup_threads(r->threads, binding, sizeof binding);
+        }
+        set_peak(run, r);
+        const char *why = NULL;
+        if (r->suite == FX_SUITE_STEP) {
+            fx_problem p = {r->ss, (float)r->lr, r->sync_every_step};
+            why = r->b->unsupported ? r->b->unsupported(&p) : NULL;
+        } else if (!r->b->gemm_bench) {
+            why = "no GEMM of its own";
+        }
+        if (why) {
+            r->status = FX_ROW_SKIPPED;
+            snprintf(r->note, sizeof r->note, "unsupported: %s", why);
+            continue;
+        }
+        double rate = known_rate(run, i, r);
+        if (rate > 0) {
+            double est = r->flops / (rate * 1e9);
+            double need = est * (2 + bc->policy.min_reps);
+            if (need > run->budget) {
+                r->status = FX_ROW_SKIPPED;
+                snprintf(r->note, sizeof r->note,
+                         "skipped: ~%.1f s per iteration at %.1f GFLOP/s, %d runs exceed the %.0f s budget",
+                         est, rate, 2 + bc->policy.min_reps, run->budget);
+                fprintf(stderr, "        %s\n", r->note);
+                continue;
+            }
+        }
+        bc->policy.budget = run->budget;
+        if (r->suite == FX_SUITE_STEP)
+            run_step_row(bc, r);
+        else
+            run_gemm_row(bc, r);
+        if (r->status == FX_ROW_RAN) {
+            r->gflops = r->flops / r->t.median * 1e-9;
+            char med[32];
+            fmt_time(r->t.median, med, sizeof med);
+            fprintf(stderr, "        %s per %s, %.1f GFLOP/s, %s\n", med, r->suite == FX_SUITE_STEP ? "step" : "GEMM",
+                    r->gflops, r->validation);
+        } else {
+            fprintf(stderr, "        %s\n", r->note);
+        }
+    }
+    validate_by_agreement(run);
+}
+
+/* ---- the verdict -------------------------------------------------------------------------- */
+
+static int is_cpu_contender(const fx_bench_row *r)
+{
+    return r->b->device == FX_CPU && strcmp(r->b->name, "naive") && strcmp(r->b->name, "reference");
+}
+
+static const fx_bench_row *fastest(const fx_bench_run *run, const char *size, int (*pick)(const fx_bench_row *, int),
+                                   int arg)
+{
+    const fx_bench_row *best = NULL;
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        if (r->suite == FX_SUITE_STEP && r->status == FX_ROW_RAN && r->validated && !strcmp(r->size, size) &&
+            pick(r, arg) && (!best || r->t.median < best->t.median))
+            best = r;
+    }
+    return best;
+}
+static int pick_gpu(const fx_bench_row *r, int a) { return r->b->device == FX_GPU && !r->sync_every_step; }
+static int pick_naive(const fx_bench_row *r, int a) { return !strcmp(r->b->name, "naive") && r->threads == 1; }
+static int pick_cpu_threads(const fx_bench_row *r, int t) { return is_cpu_contender(r) && r->threads == t; }
+
+static void add_speedup(fx_bench_run *run, const char *size, double flops, const fx_bench_row *gpu,
+                        const fx_bench_row *cpu, const char *against)
+{
+    if (!gpu || !cpu)
+        return;
+    fx_speedup *s = &run->speedups[run->nspeedups++];
+    snprintf(s->size, sizeof s->size, "%s", size);
+    s->flops = flops;
+    s->gpu = gpu;
+    s->cpu = cpu;
+    s->against = against;
+    s->speedup = cpu->t.median / gpu->t.median;
+}
+
+static void appendf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t used = strlen(buf);
+    if (used + 1 >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
+static void verdict(fx_bench_run *run)
+{
+    char sizes[MAX_SIZES][64];
+    double flops[MAX_SIZES];
+    int ns = 0;
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        int seen = 0;
+        for (int j = 0; j < ns; j++)
+            seen |= !strcmp(sizes[j], r->size);
+        if (r->suite == FX_SUITE_STEP && !seen && ns < MAX_SIZES) {
+            snprintf(sizes[ns], sizeof sizes[ns], "%s", r->size);
+            flops[ns++] = r->flops;
+        }
+    }
+    run->speedups = calloc((size_t)(3 * ns + 1), sizeof *run->speedups);
+    char *v = run->verdict;
+    size_t vl = sizeof run->verdict;
+    v[0] = 0;
+    if (!ns)
+        return;
+    int all = run->threads_all;
+    double s_all[MAX_SIZES];
+    int have_all[MAX_SIZES];
+    appendf(v, vl, "Verdict: is the GPU 50x faster than the CPU? (validated step times; medians)\n");
+    for (int i = 0; i < ns; i++) {
+        const fx_bench_row *gpu = fastest(run, sizes[i], pick_gpu, 0);
+        const fx_bench_row *naive = fastest(run, sizes[i], pick_naive, 0);
+        const fx_bench_row *c1 = fastest(run, sizes[i], pick_cpu_threads, 1);
+        const fx_bench_row *ca = all > 1 ? fastest(run, sizes[i], pick_cpu_threads, all) : c1;
+        char t[32];
+        have_all[i] = 0;
+        appendf(v, vl, "  %s (%.3g GFLOP/step): ", sizes[i], flops[i] * 1e-9);
+        if (!gpu) {
+            appendf(v, vl, "no GPU result%s; CPU side:", run->have_gpu ? "" : " (no GPU on this machine)");
+            if (naive) {
+                fmt_time(naive->t.median, t, sizeof t);
+                appendf(v, vl, " naive %s", t);
+            }
+            if (c1) {
+                fmt_time(c1->t.median, t, sizeof t);
+                appendf(v, vl, ", best 1 thread %s (%s", t, c1->b->name);
+                appendf(v, vl, naive ? ", %.1fx naive)" : ")", naive ? naive->t.median / c1->t.median : 0);
+            }
+            if (ca && ca != c1) {
+                fmt_time(ca->t.median, t, sizeof t);
+                appendf(v, vl, ", best %d threads %s (%s", all, t, ca->b->name);
+                appendf(v, vl, naive ? ", %.1fx naive)" : ")", naive ? naive->t.median / ca->t.median : 0);
+            }
+            appendf(v, vl, "\n");
+            continue;
+        }
+        fmt_time(gpu->t.median, t, sizeof t);
+        appendf(v, vl, "GPU %s %s/step", gpu->b->name, t);
+        add_speedup(run, sizes[i], flops[i], gpu, naive, "naive-1-thread");
+        add_speedup(run, sizes[i], flops[i], gpu, c1, "best-cpu-1-thread");
+        add_speedup(run, sizes[i], flops[i], gpu, ca, "best-cpu-all-cores");
+        if (naive)
+            appendf(v, vl, "; %.1fx the naive loop", naive->t.median / gpu->t.median);
+        if (c1)
+            appendf(v, vl, "; %.1fx the best CPU code on 1 thread (%s)", c1->t.median / gpu->t.median, c1->b->name);
+        if (ca) {
+            s_all[i] = ca->t.median / gpu->t.median;
+            have_all[i] = 1;
+            appendf(v, vl, "; %.1fx on all %d cores (%s)", s_all[i], all, ca->b->name);
+        }
+        appendf(v, vl, ".\n    → 50x %s", have_all[i] ? (s_all[i] >= 50 ? "HOLDS even against optimised CPU code on all cores"
+                                                       : c1 && c1->t.median / gpu->t.median >= 50 ? "holds against one CPU core, NOT against all cores"
+                                                       : naive && naive->t.median / gpu->t.median >= 50 ? "holds only against the naive loop"
+                                                       : "does NOT hold, not even against the naive loop")
+                                          : "cannot be judged: no all-cores CPU result");
+        appendf(v, vl, "\n");
+    }
+    /* crossovers of the GPU over all cores, where the sweep brackets them */
+    static const double marks[] = {1, 10, 50};
+    int any_gpu = 0;
+    for (int i = 0; i < ns; i++)
+        any_gpu |= have_all[i];
+    for (int m = 0; any_gpu && m < 3; m++) {
+        int prev = -1, found = 0;
+        for (int i = 0; i < ns && !found; i++) {
+            if (!have_all[i])
+                continue;
+            if (s_all[i] >= marks[m]) {
+                if (prev < 0)
+                    appendf(v, vl, "  GPU over all cores is already ≥ %gx at the smallest size with both (%s, %.1fx)\n",
+                            marks[m], sizes[i], s_all[i]);
+                else
+                    appendf(v, vl, "  GPU over all cores passes %gx between %s (%.1fx) and %s (%.1fx)\n", marks[m],
+                            sizes[prev], s_all[prev], sizes[i], s_all[i]);
+                found = 1;
+            }
+            prev = i;
+        }
+        if (!found)
+            appendf(v, vl, "  GPU over all cores stays below %gx at every size measured\n", marks[m]);
+    }
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static void print_table(const fx_bench_run *run)
+{
+    printf("%-5s %-16s %-20s %-5s %12s %12s %12s %10s %7s  %s\n", "suite", "backend", "size", "thr", "median",
+           "min", "max", "GFLOP/s", "%peak", "validated");
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        char thr[16];
+        snprintf(thr, sizeof thr, r->b->device == FX_GPU ? (r->sync_every_step ? "gpu*" : "gpu") : "%d", r->threads);
+        if (r->status != FX_ROW_RAN) {
+            printf("%-5s %-16s %-20s %-5s %s\n", row_kind(r), r->b->name, r->size, thr, r->note);
+            continue;
+        }
+        char med[32], mn[32], mx[32];
+        fmt_time(r->t.median, med, sizeof med);
+        fmt_time(r->t.min, mn, sizeof mn);
+        fmt_time(r->t.max, mx, sizeof mx);
+        printf("%-5s %-16s %-20s %-5s %12s %12s %12s %10.1f %6.1f%%  %s\n", row_kind(r), r->b->name, r->size, thr,
+               med, mn, mx, r->gflops, r->peak_gflops > 0 ? 100 * r->gflops / r->peak_gflops : 0,
+               r->validated ? "yes" : "NO");
+    }
+    if (run->have_gpu)
+        printf("(gpu* = loss read back every step, like the tutorial's .item())\n");
+}
+
+static void default_out(char *buf, size_t len)
+{
+    char host[128] = "host";
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = 0;
+    for (char *c = host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
+            *c = '-';
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    mkdir("results", 0777);
+    snprintf(buf, len, "results/%s-%s.json", host, stamp);
+}
+
+/* ---- the command -------------------------------------------------------------------------- */
+
+static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const fx_backend *b, const int *threads,
+                     int nthreads, int cap)
+{
+    for (int sync = 0; sync <= (suite == FX_SUITE_STEP && b->device == FX_GPU); sync++) {
+        int nt = b->device == FX_GPU ? 1 : !strcmp(b->name, "naive") ? 1 : nthreads;
+        for (int t = 0; t < nt && run->nrows < cap; t++) {
+            fx_bench_row *r = &run->rows[run->nrows++];
+            memset(r, 0, sizeof *r);
+            r->suite = suite;
+            r->b = b;
+            r->threads = b->device == FX_GPU ? 0 : !strcmp(b->name, "naive") ? 1 : threads[t];
+            r->sync_every_step = sync;
+            if (suite == FX_SUITE_STEP) {
+                fx_parse_size(size, &r->ss, NULL);
+                snprintf(r->size, sizeof r->size, "%ldx%ldx%ldx%ld", r->ss.n, r->ss.d_in, r->ss.h, r->ss.d_out);
+                r->flops = fx_step_flops(r->ss);
+                r->lr = 6.4 / ((double)r->ss.n * (double)r->ss.h * (double)r->ss.d_in);
+            } else {
+                parse_gemm(size, &r->m, &r->n, &r->k, &r->op, r->size, sizeof r->size);
+                r->flops = 2.0 * r->m * r->n * r->k;
+            }
+        }
+    }
+}
+
 int fx_cmd_bench(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fx_die(1, "bench: not implemented yet");
+    const char *suite = "all", *backends = NULL, *sizes = NULL, *out = NULL, *v;
+    long threads = 0;
+    double budget = 20;
+    int quick = 0;
+    for (int i = 2; i < argc; i++) {
+        if (fx_flag(argv, i, "--help") || fx_flag(argv, i, "-h")) {
+            fputs(usage, stdout);
+            for (size_t k = 0; k < sizeof step_ladder / sizeof step_ladder[0]; k++)
+                printf("    %-20s %s\n", step_ladder[k].size, step_ladder[k].why);
+            return 0;
+        } else if ((v = fx_opt(argc, argv, &i, "--suite"))) {
+            suite = v;
+        } else if ((v = fx_opt(argc, argv, &i, "--backend"))) {
+            backends = v;
+        } else if ((v = fx_opt(argc, argv, &i, "--size"))) {
+            sizes = v;
+        } else if ((v = fx_opt(argc, argv, &i, "--threads"))) {
+            if (fx_parse_long(v, 1, 4096, &threads))
+                fx_bad_input("--threads '%s': expected an integer from 1 to 4096", v);
+        } else if ((v = fx_opt(argc, argv, &i, "--out"))) {
+            out = v;
+        } else if ((v = fx_opt(argc, argv, &i, "--budget"))) {
+            if (fx_parse_double(v, &budget) || budget <= 0)
+                fx_bad_input("--budget '%s': expected a positive number of seconds", v);
+        } else if (fx_flag(argv, i, "--quick")) {
+            quick = 1;
+        } else {
+            fx_bad_input("bench: unknown option '%s' (see fiftyx bench --help)", argv[i]);
+        }
+    }
+    int want_step = !strcmp(suite, "step") || !strcmp(suite, "all");
+    int want_gemm = !strcmp(suite, "gemm") || !strcmp(suite, "all");
+    if (!want_step && !want_gemm)
+        fx_bad_input("--suite '%s': expected step, gemm or all", suite);
+
+    /* backends: named ones must exist; unusable ones are noted and left out */
+    size_t nall;
+    const fx_backend *const *all = fx_backends(&nall);
+    const fx_backend *sel[64];
+    int nsel = 0;
+    if (backends) {
+        char buf[1024], *names[64];
+        if (strlen(backends) >= sizeof buf || strstr(backends, ",,") || backends[0] == ',' ||
+            backends[strlen(backends) - 1] == ',')
+            fx_bad_input("--backend '%s': malformed list", backends);
+        strcpy(buf, backends);
+        int n = fx_split_list(buf, names, 64);
+        for (int i = 0; i < n; i++) {
+            const fx_backend *b = fx_backend_find(names[i]);
+            if (!b)
+                fx_bad_input("--backend: unknown backend '%s'", names[i]);
+            sel[nsel++] = b;
+        }
+    } else {
+        for (size_t i = 0; i < nall && nsel < 64; i++)
+            if (!all[i]->hidden && strcmp(all[i]->name, "reference"))
+                sel[nsel++] = all[i];
+    }
+    int nusable = 0;
+    for (int i = 0; i < nsel; i++) {
+        const char *why = sel[i]->unavailable ? sel[i]->unavailable() : NULL;
+        if (why)
+            fprintf(stderr, "fiftyx: bench: skipping backend %s: %s\n", sel[i]->name, why);
+        else
+            sel[nusable++] = sel[i];
+    }
+    nsel = nusable;
+    if (!nsel)
+        fx_bad_input("bench: none of the requested backends can run here");
+
+    /* sizes: each item is a step size (4 dimensions) or a GEMM shape (1 or 3) */
+    const char *step_sizes[MAX_SIZES], *gemm_sizes[MAX_SIZES];
+    int nstep = 0, ngemm = 0;
+    char sizebuf[4096];
+    if (sizes) {
+        char *items[MAX_SIZES];
+        if (strlen(sizes) >= sizeof sizebuf || strstr(sizes, ",,") || sizes[0] == ',' ||
+            sizes[strlen(sizes) - 1] == ',')
+            fx_bad_input("--size '%s': malformed list", sizes);
+        strcpy(sizebuf, sizes);
+        int n = fx_split_list(sizebuf, items, MAX_SIZES);
+        for (int i = 0; i < n; i++) {
+            fx_err e;
+            fx_size s;
+            long m, nn, k;
+            fx_op op;
+            char canon[64];
+            if (count_x(items[i]) == 3) {
+                if (fx_parse_size(items[i], &s, &e))
+                    fx_bad_input("--size: %s", e.msg);
+                step_sizes[nstep++] = items[i];
+            } else if (parse_gemm(items[i], &m, &nn, &k, &op, canon, sizeof canon) == 0) {
+                gemm_sizes[ngemm++] = items[i];
+            } else {
+                fx_bad_input("--size '%s': expected NxD_INxHxD_OUT, S or MxNxK[:nn|nt|tn] with dimensions from 1 to %ld",
+                             items[i], FX_MAX_DIM);
+            }
+        }
+        if (!want_step)
+            nstep = 0;
+        if (!want_gemm)
+            ngemm = 0;
+        if (!nstep && !ngemm)
+            fx_bad_input("--size '%s': no size fits --suite %s", sizes, suite);
+    } else {
+        if (want_step) {
+            if (quick)
+                for (size_t i = 0; i < sizeof quick_step / sizeof *quick_step; i++)
+                    step_sizes[nstep++] = quick_step[i];
+            else
+                for (size_t i = 0; i < sizeof step_ladder / sizeof *step_ladder; i++)
+                    step_sizes[nstep++] = step_ladder[i].size;
+        }
+        if (want_gemm) {
+            if (quick)
+                for (size_t i = 0; i < sizeof quick_gemm / sizeof *quick_gemm; i++)
+                    gemm_sizes[ngemm++] = quick_gemm[i];
+            else
+                for (size_t i = 0; i < sizeof gemm_ladder / sizeof *gemm_ladder; i++)
+                    gemm_sizes[ngemm++] = gemm_ladder[i];
+        }
+    }
+
+    char outbuf[4096];
+    if (!out) {
+        default_out(outbuf, sizeof outbuf);
+        out = outbuf;
+    }
+    { /* fail now, not after minutes of timing, if the results cannot be written */
+        fx_atomic_file af;
+        fx_err e;
+        if (fx_atomic_open(&af, out, &e))
+            fx_bad_input("--out: %s", e.msg);
+        fclose(af.fp);
+        unlink(af.tmp);
+    }
+
+    static fx_bench_run run;
+    run.argc = argc;
+    run.argv = argv;
+    run.quick = quick;
+    run.budget = budget;
+    run.threads_all = fx_core_count();
+    fx_topo_read(&run.topo);
+    fx_err ge = {{0}};
+    run.have_gpu = fx_gpu_query(&run.gpu, &ge) == 0;
+    snprintf(run.gpu_note, sizeof run.gpu_note, "%s", run.have_gpu ? "" : ge.msg);
+    int tlist[2] = {1, run.threads_all}, nt = run.threads_all > 1 ? 2 : 1;
+    if (threads) {
+        tlist[0] = (int)threads;
+        nt = 1;
+        if (threads > run.threads_all)
+            run.threads_all = (int)threads;
+    }
+    fx_setup_threads(run.threads_all, run.binding, sizeof run.binding);
+
+    int cap = (nstep + ngemm) * nsel * 4 + 1;
+    run.rows = calloc((size_t)cap, sizeof *run.rows);
+    if (!run.rows)
+        fx_die(1, "out of memory");
+    for (int s = 0; s < nstep; s++)
+        for (int b = 0; b < nsel; b++)
+            add_rows(&run, FX_SUITE_STEP, step_sizes[s], sel[b], tlist, nt, cap);
+    for (int s = 0; s < ngemm; s++)
+        for (int b = 0; b < nsel; b++)
+            add_rows(&run, FX_SUITE_GEMM, gemm_sizes[s], sel[b], tlist, nt, cap);
+
+    fprintf(stderr, "fiftyx bench: %d cases; measuring peaks first\n", run.nrows);
+    fx_peaks_measure(&run.peaks, run.threads_all, quick);
+    fprintf(stderr, "peaks: FMA %.0f GFLOP/s on 1 thread, %.0f on %d; triad %.1f GB/s (1 thread), %.1f (all)%s\n",
+            fx_peak_cpu(&run.peaks, 1), fx_peak_cpu(&run.peaks, run.threads_all), run.threads_all,
+            run.peaks.triad_gbs[0], run.peaks.triad_gbs[1], run.peaks.gpu ? "; GPU measured" : "");
+
+    bench_ctx bc = {&run, out, {0}, 0};
+    bc.policy = (fx_timing_policy){
+        .rep_time = quick ? 0.01 : 0.05,
+        .min_time = quick ? 0.1 : 0.5,
+        .budget = budget,
+        .min_reps = quick ? 3 : 5,
+        .max_reps = 1000,
+        .max_iters = 500, /* a repetition is at most the tutorial's 500-step loop */
+    };
+    { /* the reference's rate at the tutorial size, for its cost estimates */
+        fx_init init;
+        fx_ref *ref;
+        int ok;
+        fill_init(&init, FX_TUTORIAL_SIZE, NULL, &ok);
+        fx_tensors t = fx_init_view(&init);
+        if (ok && fx_ref_create(&ref, FX_TUTORIAL_SIZE, FX_TUTORIAL_LR, &t, NULL) == 0) {
+            double t0 = fx_wall_seconds();
+            fx_ref_step(ref);
+            bc.ref_gflops = fx_step_flops(FX_TUTORIAL_SIZE) / (fx_wall_seconds() - t0) * 1e-9;
+            fx_ref_destroy(ref);
+        }
+        if (ok)
+            fx_init_free(&init);
+    }
+
+    run_all(&bc);
+    verdict(&run);
+    print_table(&run);
+    printf("\n%s", run.verdict);
+
+    fx_err e = {{0}};
+    if (fx_results_write(out, &run, &e))
+        fx_die(1, "%s", e.msg);
+    printf("results written to %s\n", out);
+    int failed = 0;
+    for (int i = 0; i < run.nrows; i++)
+        failed |= run.rows[i].status == FX_ROW_FAILED || (run.rows[i].status == FX_ROW_RAN && !run.rows[i].validated);
+    if (failed)
+        fprintf(stderr, "fiftyx: bench: some cases failed or did not validate (see the table)\n");
+    free(run.speedups);
+    free(run.rows);
+    return failed ? 1 : 0;
 }

@@ -193,6 +193,17 @@ void fx_check_cli(fx_check *c)
         {"check_unknown_flag", {"check", "--frobnicate", NULL}},
         {"check_unknown_backend", {"check", "--backend", "nosuch", NULL}},
         {"info_unknown_flag", {"info", "--frobnicate", NULL}},
+        {"bench_unknown_suite", {"bench", "--suite", "nosuch", NULL}},
+        {"bench_unknown_backend", {"bench", "--backend", "nosuch", NULL}},
+        {"bench_malformed_backend_list", {"bench", "--backend", "naive,", NULL}},
+        {"bench_malformed_size", {"bench", "--size", "64x", NULL}},
+        {"bench_malformed_size_list", {"bench", "--size", "256,,512", NULL}},
+        {"bench_zero_size", {"bench", "--size", "64x1000x100x0", NULL}},
+        {"bench_bad_op", {"bench", "--size", "12x12x12:xy", NULL}},
+        {"bench_size_suite_mismatch", {"bench", "--suite", "gemm", "--size", "64x1000x100x10", NULL}},
+        {"bench_unwritable_out", {"bench", "--out", "/nonexistent/dir/r.json", NULL}},
+        {"bench_bad_budget", {"bench", "--budget", "-1", NULL}},
+        {"bench_unknown_flag", {"bench", "--frobnicate", NULL}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_bad(c, bad[i].name, bad[i].args);

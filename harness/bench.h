@@ -1,0 +1,65 @@
+/* bench.h — what a benchmark run produces: rows (one per suite, backend, size, threads),
+ * the peaks that bound them, and the verdict. Shared by bench.c and results.c. */
+#ifndef FIFTYX_BENCH_H
+#define FIFTYX_BENCH_H
+#include "../kernels/fiftyx.h"
+#include "peaks.h"
+#include "timing.h"
+#include "topo.h"
+
+typedef enum { FX_SUITE_STEP, FX_SUITE_GEMM } fx_suite;
+typedef enum { FX_ROW_PENDING, FX_ROW_RAN, FX_ROW_SKIPPED, FX_ROW_FAILED } fx_row_status;
+
+typedef struct {
+    fx_suite suite;
+    const fx_backend *b;
+    int threads;         /* CPU backends: threads; GPU backends: 0 */
+    int sync_every_step; /* GPU step rows: loss read back every step */
+    char size[64];       /* NxD_INxHxD_OUT (step) or MxNxK[:op] (gemm) */
+    fx_size ss;
+    fx_op op;
+    long m, n, k;
+    double flops, lr;
+
+    fx_row_status status;
+    char note[256];
+    fx_timing t;
+    double gflops, peak_gflops;
+    const char *peak_name;
+    int validated;
+    char validation[128];
+    double max_rel_err;
+    int have_loss;
+    double loss[2];
+} fx_bench_row;
+
+/* One comparison of the verdict: the best GPU time against a CPU time at one size. */
+typedef struct {
+    char size[64];
+    double flops;
+    const fx_bench_row *gpu, *cpu;
+    const char *against; /* "naive-1-thread", "best-cpu-1-thread", "best-cpu-all-cores" */
+    double speedup;
+} fx_speedup;
+
+typedef struct {
+    int argc;
+    char **argv;
+    int quick;
+    double budget;
+    int threads_all;
+    char binding[160];
+    fx_topo topo;
+    fx_peaks peaks;
+    int have_gpu;
+    fx_gpu_info gpu;
+    char gpu_note[256];
+    fx_bench_row *rows;
+    int nrows;
+    fx_speedup *speedups;
+    int nspeedups;
+    char verdict[8192];
+} fx_bench_run;
+
+int fx_results_write(const char *path, const fx_bench_run *run, fx_err *e);
+#endif

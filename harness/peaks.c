@@ -1,0 +1,113 @@
+/* peaks.c — measured peaks: FMA throughput per ISA (1 thread, all cores) and a STREAM-triad-like
+ * bandwidth. Every benchmark row reports its GFLOP/s as a share of these. */
+#include <emmintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../kernels/fiftyx.h"
+#include "peaks.h"
+
+const char *const fx_isa_names[3] = {"avx512", "avx2", "generic"};
+
+/* The generic path is plain x86-64: SSE2, multiply and add (no FMA instruction). */
+float fx_fma_loop_generic(long iters, float mul, float add)
+{
+    __m128 a[12];
+    for (int k = 0; k < 12; k++)
+        a[k] = _mm_set1_ps(1.0f + 0.01f * (float)k);
+    const __m128 m = _mm_set1_ps(mul), c = _mm_set1_ps(add);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < 12; k++)
+            a[k] = _mm_add_ps(_mm_mul_ps(a[k], m), c);
+    }
+    __m128 s = a[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm_add_ps(s, a[k]);
+    float out[4];
+    _mm_storeu_ps(out, s);
+    return out[0] + out[1] + out[2] + out[3];
+}
+
+static volatile float sink, chain_mul = 0.9999999f, chain_add = 1e-7f;
+
+/* Best of `tries` runs of `iters` iterations on `threads` threads, in GFLOP/s. */
+static double fma_rate(float (*loop)(long, float, float), double flops_per_iter, int threads, long iters, int tries)
+{
+    double best = 0;
+    for (int t = 0; t < tries; t++) {
+        double t0 = fx_wall_seconds();
+#pragma omp parallel num_threads(threads)
+        {
+            float v = loop(iters, chain_mul, chain_add);
+#pragma omp atomic
+            sink += v;
+        }
+        double dt = fx_wall_seconds() - t0;
+        double rate = flops_per_iter * (double)iters * threads / dt * 1e-9;
+        best = rate > best ? rate : best;
+    }
+    return best;
+}
+
+static double triad_rate(int threads, size_t n, int tries)
+{
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    double best = 0;
+    if (a && b && c) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (size_t i = 0; i < n; i++) /* first touch by the thread that will use the page */
+            a[i] = 0, b[i] = 1, c[i] = 2;
+        for (int t = 0; t < tries; t++) {
+            const float s = 3.0f;
+            double t0 = fx_wall_seconds();
+#pragma omp parallel for num_threads(threads) schedule(static)
+            for (size_t i = 0; i < n; i++)
+                a[i] = b[i] + s * c[i];
+            double dt = fx_wall_seconds() - t0;
+            double rate = 3.0 * sizeof(float) * (double)n / dt * 1e-9; /* STREAM's count */
+            best = rate > best ? rate : best;
+        }
+        sink += a[n / 2];
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+void fx_peaks_measure(fx_peaks *p, int threads_all, int quick)
+{
+    memset(p, 0, sizeof *p);
+    p->threads_all = threads_all;
+    __builtin_cpu_init();
+    int has[3] = {__builtin_cpu_supports("avx512f"),
+                  __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"), 1};
+    float (*loops[3])(long, float, float) = {fx_fma_loop_avx512, fx_fma_loop_avx2, fx_fma_loop_generic};
+    double flops[3] = {FX_FMA_FLOPS_AVX512, FX_FMA_FLOPS_AVX2, FX_FMA_FLOPS_GENERIC};
+    long iters = quick ? 2000000 : 10000000; /* ~0.05 / 0.25 s per try at ~4 GHz */
+    for (int isa = 0; isa < 3; isa++) {
+        if (!has[isa])
+            continue;
+        p->fma_gflops[isa][0] = fma_rate(loops[isa], flops[isa], 1, iters, 3);
+        p->fma_gflops[isa][1] = fma_rate(loops[isa], flops[isa], threads_all, iters, 3);
+    }
+    size_t n = (size_t)(quick ? 8 : 32) << 20; /* 3 arrays of 32 Mi floats: 384 MiB, beyond any L3 */
+    p->triad_gbs[0] = triad_rate(1, n, quick ? 2 : 4);
+    p->triad_gbs[1] = triad_rate(threads_all, n, quick ? 2 : 4);
+    p->gpu = fx_gpu_peaks(&p->gpu_ffma_gflops, &p->gpu_copy_gbs, p->gpu_note, sizeof p->gpu_note) == 0;
+}
+
+double fx_peak_cpu(const fx_peaks *p, int threads)
+{
+    int col = threads > 1 ? 1 : 0;
+    for (int isa = 0; isa < 3; isa++)
+        if (p->fma_gflops[isa][col] > 0) {
+            /* all-cores figure measured at threads_all; scale for a partial thread count */
+            double v = p->fma_gflops[isa][col];
+            if (col && threads != p->threads_all && p->threads_all > 0)
+                v = p->fma_gflops[isa][0] * threads < v ? p->fma_gflops[isa][0] * threads : v;
+            return v;
+        }
+    return 0;
+}

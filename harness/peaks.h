@@ -1,0 +1,34 @@
+/* peaks.h — measured peaks that bound every benchmark figure. */
+#ifndef FIFTYX_PEAKS_H
+#define FIFTYX_PEAKS_H
+
+typedef struct {
+    double fma_gflops[3][2]; /* [isa: avx512, avx2, generic][1 thread, all cores]; 0 = not run */
+    double triad_gbs[2];     /* STREAM-triad-like bandwidth, 1 thread and all cores */
+    int threads_all;
+    int gpu; /* 1 when the GPU figures were measured */
+    double gpu_ffma_gflops, gpu_copy_gbs;
+    char gpu_note[160];
+} fx_peaks;
+
+enum { FX_ISA_AVX512, FX_ISA_AVX2, FX_ISA_GENERIC };
+extern const char *const fx_isa_names[3];
+
+/* Measures everything this machine can run (~5-10 s; quick: ~1-2 s). */
+void fx_peaks_measure(fx_peaks *p, int threads_all, int quick);
+/* The FMA peak of the best ISA here at this thread count (1 or all cores). */
+double fx_peak_cpu(const fx_peaks *p, int threads);
+
+/* Per-ISA FMA loops: each runs `iters` iterations of 12 independent FMA chains and returns a
+ * value that depends on all of them. mul and add come from volatile storage at run time, so the
+ * compiler cannot fold the chains into constants (gcc did, for the SSE loop, before). */
+float fx_fma_loop_avx512(long iters, float mul, float add);
+float fx_fma_loop_avx2(long iters, float mul, float add);
+float fx_fma_loop_generic(long iters, float mul, float add);
+#define FX_FMA_FLOPS_AVX512 (12 * 16 * 2)
+#define FX_FMA_FLOPS_AVX2 (12 * 8 * 2)
+#define FX_FMA_FLOPS_GENERIC (12 * 4 * 2)
+
+/* GPU: FFMA throughput and device copy bandwidth (harness/peaks_gpu.cu); -1 without a GPU. */
+int fx_gpu_peaks(double *ffma_gflops, double *copy_gbs, char *note, int note_len);
+#endif

@@ -1,0 +1,231 @@
+/* results.c — the results file: Google Benchmark's JSON layout (context + benchmarks, so that
+ * its tools/compare.py reads it), our fields beside theirs, and a speedups section. Written
+ * atomically through jansson. Field names follow benchmark's docs/json_format.md. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "atomic_file.h"
+#include "bench.h"
+#include "harness.h"
+
+#define FX_SCHEMA_VERSION 1 /* ours, in context.fiftyx.schema_version; tools/compare checks it */
+
+#ifndef FX_CFLAGS
+#define FX_CFLAGS "unknown"
+#endif
+#ifndef FX_NVCC
+#define FX_NVCC "none (CPU-only build)"
+#endif
+
+static const char *const op_names[] = {"nn", "nt", "tn"};
+
+static void git_describe(char *buf, size_t len)
+{
+    const char *env = getenv("FIFTYX_GIT_SHA"); /* for trees copied without .git */
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return;
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd,
+             "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null && "
+             "test -z \"$(git -C '%s' status --porcelain --untracked-files=no 2>/dev/null)\" || echo dirty",
+             fx_source_dir(), fx_source_dir());
+    snprintf(buf, len, "unknown");
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return;
+    char line[64], out[128] = "";
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = 0;
+        if (out[0])
+            strncat(out, "-", sizeof out - strlen(out) - 1);
+        strncat(out, line, sizeof out - strlen(out) - 1);
+    }
+    pclose(p);
+    if (out[0] && strcmp(out, "dirty"))
+        snprintf(buf, len, "%s", out);
+}
+
+static json_t *caches(const fx_topo *t)
+{
+    json_t *a = json_array();
+    struct {
+        const char *type;
+        int level;
+        long size;
+        int sharing;
+    } c[] = {{"Data", 1, t->l1d_bytes, 1},
+             {"Unified", 2, t->l2_bytes, t->l2_instances ? t->cores / t->l2_instances : 1},
+             {"Unified", 3, t->l3_bytes, t->l3_instances ? t->cores / t->l3_instances : t->cores}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        if (c[i].size > 0)
+            json_array_append_new(a, json_pack("{s:s, s:i, s:I, s:i}", "type", c[i].type, "level", c[i].level, "size",
+                                               (json_int_t)c[i].size, "num_sharing", c[i].sharing));
+    return a;
+}
+
+static json_t *context(const fx_bench_run *run)
+{
+    char date[64], host[256] = "";
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", &tm);
+    gethostname(host, sizeof host - 1);
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
+    char sha[128];
+    git_describe(sha, sizeof sha);
+
+    json_t *cmd = json_array();
+    for (int i = 0; i < run->argc; i++)
+        json_array_append_new(cmd, json_string(run->argv[i]));
+
+    const fx_peaks *p = &run->peaks;
+    json_t *fma = json_object();
+    for (int isa = 0; isa < 3; isa++)
+        if (p->fma_gflops[isa][0] > 0)
+            json_object_set_new(fma, fx_isa_names[isa],
+                                json_pack("{s:f, s:f}", "1_thread", p->fma_gflops[isa][0], "all_cores",
+                                          p->fma_gflops[isa][1]));
+    json_t *peaks = json_pack("{s:o, s:i, s:{s:f, s:f}, s:s}", "cpu_fma_gflops", fma, "all_cores_threads",
+                              p->threads_all, "cpu_triad_gbs", "1_thread", p->triad_gbs[0], "all_cores",
+                              p->triad_gbs[1], "method",
+                              "FMA: 12 independent chains per thread, best of 3; triad: a=b+s*c over 3 arrays "
+                              "far beyond L3, STREAM's byte count, best of several");
+    if (p->gpu)
+        json_object_set_new(peaks, "gpu", json_pack("{s:f, s:f, s:s}", "ffma_gflops", p->gpu_ffma_gflops,
+                                                    "copy_gbs", p->gpu_copy_gbs, "method", p->gpu_note));
+
+    json_t *gpu = json_null();
+    if (run->have_gpu) {
+        const fx_gpu_info *g = &run->gpu;
+        char cc[16];
+        snprintf(cc, sizeof cc, "%d.%d", g->cc_major, g->cc_minor);
+        gpu = json_pack("{s:s, s:i, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i}", "name", g->name, "sms", g->sms, "cc", cc,
+                        "memory_gib", g->memory_gib, "sm_clock_mhz", g->sm_clock_mhz, "mem_clock_mhz",
+                        g->mem_clock_mhz, "mem_bus_bits", g->mem_bus_bits, "l2_kib", g->l2_kib, "cuda_runtime",
+                        g->runtime_version, "driver", g->driver_version);
+    }
+
+    json_t *backends = json_object();
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_backend *b = run->rows[i].b;
+        if (!json_object_get(backends, b->name))
+            json_object_set_new(backends, b->name,
+                                json_pack("{s:s, s:s, s:s}", "device", b->device == FX_GPU ? "gpu" : "cpu", "summary",
+                                          b->summary, "config", b->describe ? b->describe() : ""));
+    }
+
+    json_t *fiftyx = json_pack(
+        "{s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:f, s:b, s:o, s:s}", "schema_version",
+        FX_SCHEMA_VERSION, "cpu_model", run->topo.cpu_model, "isa", run->topo.isa, "kernel_isa", run->topo.best_isa,
+        "threads_all", run->threads_all, "binding", run->binding, "compiler", "gcc " __VERSION__, "cflags", FX_CFLAGS,
+        "nvcc", FX_NVCC, "gpu", gpu, "peaks", peaks, "backends", backends, "budget_s", run->budget, "quick",
+        run->quick, "command", cmd, "git", sha);
+    if (!run->have_gpu)
+        json_object_set_new(fiftyx, "gpu_absent", json_string(run->gpu_note));
+
+    return json_pack("{s:s, s:s, s:s, s:i, s:f, s:b, s:o, s:[f,f,f], s:s, s:i, s:o}", "date", date, "host_name", host,
+                     "executable", run->argv[0], "num_cpus", run->topo.pus, "mhz_per_cpu", run->topo.mhz,
+                     "cpu_scaling_enabled", 0, "caches", caches(&run->topo), "load_avg", load[0], load[1], load[2],
+                     "library_build_type", "release", "json_schema_version", 1, "fiftyx", fiftyx);
+}
+
+static void row_name(const fx_bench_row *r, char *buf, size_t len)
+{
+    const char *suite = r->suite == FX_SUITE_STEP ? "step" : "gemm";
+    if (r->b->device == FX_GPU)
+        snprintf(buf, len, "%s/%s/%s%s", suite, r->b->name, r->size, r->sync_every_step ? "/sync_every_step" : "");
+    else
+        snprintf(buf, len, "%s/%s/%s/threads:%d", suite, r->b->name, r->size, r->threads);
+}
+
+static json_t *benchmarks(const fx_bench_run *run)
+{
+    json_t *a = json_array();
+    int index = 0;
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        if (r->status != FX_ROW_RAN)
+            continue;
+        char name[256];
+        row_name(r, name, sizeof name);
+        const double us = 1e6;
+        json_t *o = json_pack(
+            "{s:s, s:i, s:i, s:s, s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:s}", "name", name, "family_index", index,
+            "per_family_instance_index", 0, "run_name", name, "run_type", "iteration", "repetitions", r->t.reps,
+            "repetition_index", 0, "threads", r->threads > 0 ? r->threads : 1, "iterations",
+            (json_int_t)r->t.iters_per_rep * r->t.reps, "real_time", r->t.median * us, "cpu_time", r->t.median * us,
+            "time_unit", "us");
+        index++;
+        json_object_update_new(
+            o, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:s, s:f, s:b, s:s, s:f, s:I, s:f}",
+                         "suite", r->suite == FX_SUITE_STEP ? "step" : "gemm", "backend", r->b->name, "device",
+                         r->b->device == FX_GPU ? "gpu" : "cpu", "size", r->size, "cpu_threads", r->threads,
+                         "flops_per_iteration", r->flops, "gflops", r->gflops, "min_time", r->t.min * us, "max_time",
+                         r->t.max * us, "peak_gflops", r->peak_gflops, "peak", r->peak_name ? r->peak_name : "",
+                         "pct_peak", r->peak_gflops > 0 ? 100 * r->gflops / r->peak_gflops : 0.0, "validated",
+                         r->validated, "validation", r->validation, "max_rel_err", r->max_rel_err,
+                         "iterations_per_repetition", (json_int_t)r->t.iters_per_rep, "case_wall_s", r->t.wall));
+        if (r->suite == FX_SUITE_STEP) {
+            json_object_set_new(o, "lr", json_real(r->lr));
+            json_object_set_new(o, "sync_every_step", json_boolean(r->sync_every_step));
+            json_object_set_new(o, "first_losses", json_pack("[f,f]", r->loss[0], r->loss[1]));
+        } else {
+            json_object_set_new(o, "op", json_string(op_names[r->op]));
+            json_object_set_new(o, "note", json_string(r->note));
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *skipped(const fx_bench_run *run)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        if (r->status == FX_ROW_SKIPPED || r->status == FX_ROW_FAILED) {
+            char name[256];
+            row_name(r, name, sizeof name);
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "name", name, "status",
+                                               r->status == FX_ROW_SKIPPED ? "skipped" : "failed", "reason", r->note));
+        }
+    }
+    return a;
+}
+
+static json_t *speedups(const fx_bench_run *run)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < run->nspeedups; i++) {
+        const fx_speedup *s = &run->speedups[i];
+        json_array_append_new(
+            a, json_pack("{s:s, s:f, s:s, s:f, s:s, s:i, s:f, s:s, s:f}", "size", s->size, "flops_per_step", s->flops,
+                         "gpu", s->gpu->b->name, "gpu_time_us", s->gpu->t.median * 1e6, "cpu", s->cpu->b->name,
+                         "cpu_threads", s->cpu->threads, "cpu_time_us", s->cpu->t.median * 1e6, "against", s->against,
+                         "speedup", s->speedup));
+    }
+    return a;
+}
+
+int fx_results_write(const char *path, const fx_bench_run *run, fx_err *e)
+{
+    json_t *root = json_pack("{s:o, s:o, s:o, s:o, s:s}", "context", context(run), "benchmarks", benchmarks(run),
+                             "not_run", skipped(run), "speedups", speedups(run), "verdict", run->verdict);
+    if (!root)
+        return fx_fail(e, "%s: could not build the results JSON", path);
+    fx_atomic_file af;
+    if (fx_atomic_open(&af, path, e)) {
+        json_decref(root);
+        return -1;
+    }
+    int ok = json_dumpf(root, af.fp, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) == 0 && fputc('\n', af.fp) != EOF;
+    json_decref(root);
+    return fx_atomic_commit(&af, ok, e);
+}

@@ -1,0 +1,47 @@
+/* timing.c — see timing.h. */
+#include <math.h>
+#include <stdlib.h>
+#include "timing.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int fx_time_case(fx_timed_fn fn, void *ctx, const fx_timing_policy *p, fx_timing *out, fx_err *e)
+{
+    double start = fx_wall_seconds(), t;
+    *out = (fx_timing){0};
+    if (fn(ctx, 1, &t, e))
+        return -1;
+    out->first = t;
+    long iters = t > 0 ? (long)ceil(p->rep_time / t) : p->max_iters;
+    iters = iters < 1 ? 1 : iters > p->max_iters ? p->max_iters : iters;
+    out->iters_per_rep = iters;
+    if (iters > 1 && fn(ctx, iters, &t, e)) /* a GPU graph for this count is built here */
+        return -1;
+    double *samples = malloc((size_t)p->max_reps * sizeof *samples);
+    if (!samples)
+        return fx_fail(e, "out of memory");
+    double spent = 0;
+    int n = 0;
+    while (n < p->max_reps && (n < p->min_reps || spent < p->min_time)) {
+        if (n > 0 && fx_wall_seconds() - start > p->budget)
+            break;
+        if (fn(ctx, iters, &t, e)) {
+            free(samples);
+            return -1;
+        }
+        samples[n++] = t / (double)iters;
+        spent += t;
+    }
+    qsort(samples, (size_t)n, sizeof *samples, cmp_double);
+    out->reps = n;
+    out->min = samples[0];
+    out->max = samples[n - 1];
+    out->median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+    out->wall = fx_wall_seconds() - start;
+    free(samples);
+    return 0;
+}
