@@ -90,7 +90,7 @@ bench: $(BUILD)/fiftyx
 plot:
 	tools/plot results/*.json
 
-report:
+report: plot
 	tools/report
 
 clean:

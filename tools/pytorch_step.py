@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""pytorch_step.py — the tutorial's training step in PyTorch, timed like fiftyx times its own.
+
+usage: python3 tools/pytorch_step.py [--size LIST] [--threads LIST] [--out FILE] [--budget S] [--quick]
+
+The PyTorch peer of `fiftyx bench --suite step`: the same two-layer ReLU net with manual
+backward and SGD, written as the tutorial writes it, run
+  pytorch-cpu            eager on the CPU, at each thread count (torch.set_num_threads)
+  pytorch-cuda-eager     eager on the GPU; losses read back once per repetition
+  pytorch-cuda-eager …/sync_every_step   the same with loss.item() every step, as the tutorial
+  pytorch-cuda-graph     one step captured in a CUDA graph, replayed
+and writes a results file in fiftyx's layout, so tools/compare and tools/plot put PyTorch beside
+fiftyx. The tutorial size starts from reference/data/tutorial (the tutorial's own tensors);
+other sizes from torch.manual_seed(0). lr = 6.4/(N·H·D_in), as in fiftyx (1e-6 at the tutorial).
+Validation: the first loss against a float64 evaluation of the same forward pass (rel. 1e-3).
+Timing: warm-up, repetitions of up to 500 steps until 0.5 s (at least 5), median per step;
+CUDA events on the GPU. Without torch: one line on stderr, exit 2."""
+import json
+import os
+import platform
+import socket
+import statistics
+import struct
+import sys
+import tempfile
+import time
+
+SCHEMA_VERSION = 1
+TUTORIAL = (64, 1000, 100, 10)
+DEFAULT_SIZES = ["64x1000x100x10", "256x1000x100x10", "256x4096x1024x256", "1024x4096x4096x1024"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def die(msg, status=2):
+    print(f"pytorch_step: {msg}", file=sys.stderr)
+    sys.exit(status)
+
+
+def parse_size(s):
+    parts = s.split("x")
+    if len(parts) != 4 or not all(p.isdigit() and 0 < int(p) <= (1 << 24) for p in parts):
+        die(f"--size {s!r}: expected NxD_INxHxD_OUT with dimensions from 1 to {1 << 24}")
+    return tuple(int(p) for p in parts)
+
+
+def load_npy_f32(torch, path):
+    """A tiny .npy reader (version 1.0-3.0, '<f4', C order): no numpy needed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:6] != b"\x93NUMPY":
+        die(f"{path}: not a .npy file")
+    major = data[6]
+    hlen, off = (struct.unpack("<H", data[8:10])[0], 10) if major == 1 else (struct.unpack("<I", data[8:12])[0], 12)
+    header = data[off:off + hlen].decode("latin1")
+    if "'<f4'" not in header or "True" in header:
+        die(f"{path}: expected a C-order '<f4' array")
+    shape = tuple(int(v) for v in header.split("(")[1].split(")")[0].split(",") if v.strip())
+    buf = bytearray(data[off + hlen:])
+    return torch.frombuffer(buf, dtype=torch.float32).reshape(shape).clone()
+
+
+def initial_tensors(torch, size):
+    if size == TUTORIAL:
+        d = os.path.join(ROOT, "reference", "data", "tutorial")
+        return [load_npy_f32(torch, os.path.join(d, f"{n}.npy")) for n in ("x", "y", "w1", "w2")]
+    n, din, h, dout = size
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(*s, generator=g) for s in ((n, din), (n, dout), (din, h), (h, dout))]
+
+
+def step(x, y, w1, w2, lr):
+    """The tutorial's loop body, line by line."""
+    h = x.mm(w1)
+    h_relu = h.clamp(min=0)
+    y_pred = h_relu.mm(w2)
+    loss = (y_pred - y).pow(2).sum()
+    grad_y_pred = 2.0 * (y_pred - y)
+    grad_w2 = h_relu.t().mm(grad_y_pred)
+    grad_h_relu = grad_y_pred.mm(w2.t())
+    grad_h = grad_h_relu.clone()
+    grad_h[h < 0] = 0
+    grad_w1 = x.t().mm(grad_h)
+    w1 -= lr * grad_w1
+    w2 -= lr * grad_w2
+    return loss
+
+
+def first_loss_f64(torch, init):
+    x, y, w1, w2 = (t.double() for t in init)
+    y_pred = x.mm(w1).clamp(min=0).mm(w2)
+    return float((y_pred - y).pow(2).sum())
+
+
+def time_case(run, budget, max_iters=500, rep_time=0.05, min_time=0.5, min_reps=5):
+    """run(k) performs k steps and returns (seconds, last loss). Same policy as fiftyx's timing.h."""
+    t0 = time.monotonic()
+    t1, first = run(1)
+    iters = max(1, min(max_iters, int(rep_time / t1) + 1 if t1 > 0 else max_iters))
+    if iters > 1:
+        run(iters)
+    samples, spent = [], 0.0
+    while len(samples) < 1000 and (len(samples) < min_reps or spent < min_time):
+        if samples and time.monotonic() - t0 > budget:
+            break
+        t, _ = run(iters)
+        samples.append(t / iters)
+        spent += t
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "reps": len(samples),
+            "iters": iters, "first_loss": first, "wall": time.monotonic() - t0}
+
+
+def cpu_runner(torch, init, lr):
+    x, y, w1, w2 = (t.clone() for t in init)
+
+    def run(k):
+        t0 = time.perf_counter()
+        loss = None
+        for _ in range(k):
+            loss = step(x, y, w1, w2, lr)
+        v = float(loss)
+        return time.perf_counter() - t0, v
+    return run
+
+
+def cuda_eager_runner(torch, init, lr, sync_every_step):
+    x, y, w1, w2 = (t.cuda() for t in init)
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def run(k):
+        losses = []
+        e0.record()
+        for _ in range(k):
+            loss = step(x, y, w1, w2, lr)
+            losses.append(loss.item() if sync_every_step else loss)
+        e1.record()
+        e1.synchronize()
+        last = losses[-1] if sync_every_step else float(torch.stack(losses)[-1])
+        return e0.elapsed_time(e1) * 1e-3, last
+    return run
+
+
+def cuda_graph_runner(torch, init, lr):
+    x, y, w1, w2 = (t.cuda() for t in init)
+    w1_0, w2_0 = w1.clone(), w2.clone()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):  # warm up on a side stream before capture, as the docs advise
+        for _ in range(3):
+            step(x, y, w1, w2, lr)
+    torch.cuda.current_stream().wait_stream(s)
+    w1.copy_(w1_0)
+    w2.copy_(w2_0)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        static_loss = step(x, y, w1, w2, lr)
+    w1.copy_(w1_0)  # capture does not execute; start the timed run from the initial weights
+    w2.copy_(w2_0)
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def run(k):
+        e0.record()
+        for _ in range(k):
+            g.replay()
+        e1.record()
+        e1.synchronize()
+        return e0.elapsed_time(e1) * 1e-3, float(static_loss)
+    return run
+
+
+def flops(size):
+    n, din, h, dout = size
+    return 2.0 * (2.0 * n * din * h + 3.0 * n * h * dout)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv):
+    if "--help" in argv or "-h" in argv:
+        print(__doc__)
+        return 0
+    opts = {"--size": None, "--threads": None, "--out": None, "--budget": "20"}
+    quick = False
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--quick":
+            quick = True
+        elif a in opts:
+            if i + 1 >= len(argv):
+                die(f"option {a} needs a value")
+            opts[a] = argv[i + 1]
+            i += 1
+        else:
+            die(f"unknown option {a!r} (see --help)")
+        i += 1
+    sizes = [parse_size(s) for s in (opts["--size"] or ",".join(DEFAULT_SIZES[:2] if quick else DEFAULT_SIZES)).split(",")]
+    try:
+        budget = float(opts["--budget"])
+        assert budget > 0
+    except (ValueError, AssertionError):
+        die(f"--budget {opts['--budget']!r}: expected a positive number of seconds")
+    try:
+        import torch
+    except ImportError as e:
+        die(f"PyTorch is not importable here ({e}); nothing to time")
+    ncpu = os.cpu_count() or 1
+    try:
+        threads = sorted({int(t) for t in (opts["--threads"] or f"1,{ncpu}").split(",")})
+        assert all(t >= 1 for t in threads)
+    except (ValueError, AssertionError):
+        die(f"--threads {opts['--threads']!r}: expected a list of positive integers")
+    out = opts["--out"]
+    if not out:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        os.makedirs("results", exist_ok=True)
+        out = os.path.join("results", f"{socket.gethostname()}-pytorch-{stamp}.json")
+    outdir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(outdir) or not os.access(outdir, os.W_OK):
+        die(f"--out {out}: directory missing or not writable")
+
+    has_cuda = torch.cuda.is_available()
+    rows, index = [], 0
+    for size in sizes:
+        lr = 6.4 / (size[0] * size[2] * size[1])
+        init = initial_tensors(torch, size)
+        ref = first_loss_f64(torch, init)
+        sname = "x".join(str(v) for v in size)
+        cases = [(f"step/pytorch-cpu/{sname}/threads:{t}", "pytorch-cpu", "cpu", t, False) for t in threads]
+        if has_cuda:
+            cases += [(f"step/pytorch-cuda-eager/{sname}", "pytorch-cuda-eager", "gpu", 0, False),
+                      (f"step/pytorch-cuda-eager/{sname}/sync_every_step", "pytorch-cuda-eager", "gpu", 0, True),
+                      (f"step/pytorch-cuda-graph/{sname}", "pytorch-cuda-graph", "gpu", 0, False)]
+        for name, backend, device, t, sync in cases:
+            print(f"pytorch_step: {name}", file=sys.stderr, flush=True)
+            if device == "cpu":
+                torch.set_num_threads(t)
+                run = cpu_runner(torch, init, lr)
+            elif backend == "pytorch-cuda-graph":
+                run = cuda_graph_runner(torch, init, lr)
+            else:
+                run = cuda_eager_runner(torch, init, lr, sync)
+            r = time_case(run, budget)
+            err = abs(r["first_loss"] - ref) / abs(ref)
+            rows.append({
+                "name": name, "family_index": index, "per_family_instance_index": 0, "run_name": name,
+                "run_type": "iteration", "repetitions": r["reps"], "repetition_index": 0, "threads": max(t, 1),
+                "iterations": r["reps"] * r["iters"], "real_time": r["median"] * 1e6, "cpu_time": r["median"] * 1e6,
+                "time_unit": "us", "suite": "step", "backend": backend, "device": device, "size": sname,
+                "cpu_threads": t, "flops_per_iteration": flops(size), "gflops": flops(size) / r["median"] * 1e-9,
+                "min_time": r["min"] * 1e6, "max_time": r["max"] * 1e6, "validated": err <= 1e-3,
+                "validation": "first loss vs a float64 forward pass", "max_rel_err": err,
+                "iterations_per_repetition": r["iters"], "case_wall_s": r["wall"], "lr": lr,
+                "sync_every_step": sync})
+            index += 1
+            print(f"    {r['median'] * 1e6:.2f} us/step, first loss rel. err {err:.2g}", file=sys.stderr)
+
+    # The tutorial's own claim, measured with its own code: PyTorch GPU over PyTorch CPU.
+    speedups, verdict = [], ["Verdict (PyTorch's own step, GPU over CPU; medians):"]
+    for size in sizes:
+        sname = "x".join(str(v) for v in size)
+        at = [r for r in rows if r["size"] == sname and r["validated"]]
+        gpu = min((r for r in at if r["device"] == "gpu" and not r["sync_every_step"]), key=lambda r: r["real_time"], default=None)
+        c1 = next((r for r in at if r["device"] == "cpu" and r["cpu_threads"] == 1), None)
+        call = next((r for r in at if r["device"] == "cpu" and r["cpu_threads"] == max(threads)), None)
+        if not gpu:
+            verdict.append(f"  {sname}: no GPU here")
+            continue
+        line = f"  {sname}: {gpu['backend']} {gpu['real_time']:.1f} us/step"
+        for cpu, against in ((c1, "pytorch-cpu-1-thread"), (call, "pytorch-cpu-all-cores")):
+            if cpu:
+                s = cpu["real_time"] / gpu["real_time"]
+                speedups.append({"size": sname, "flops_per_step": flops(size), "gpu": gpu["backend"],
+                                 "gpu_time_us": gpu["real_time"], "cpu": cpu["backend"], "cpu_threads": cpu["cpu_threads"],
+                                 "cpu_time_us": cpu["real_time"], "against": against, "speedup": s})
+                line += f"; {s:.1f}x {against}"
+        verdict.append(line)
+
+    gpu_info = None
+    if has_cuda:
+        p = torch.cuda.get_device_properties(0)
+        gpu_info = {"name": p.name, "sms": p.multi_processor_count, "cc": f"{p.major}.{p.minor}",
+                    "memory_gib": p.total_memory / 2**30}
+    doc = {
+        "context": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host_name": socket.gethostname(),
+            "executable": "tools/pytorch_step.py", "num_cpus": ncpu, "mhz_per_cpu": 0, "cpu_scaling_enabled": False,
+            "caches": [], "load_avg": list(os.getloadavg()), "library_build_type": "release", "json_schema_version": 1,
+            "fiftyx": {"schema_version": SCHEMA_VERSION, "cpu_model": cpu_model(), "threads_all": max(threads),
+                       "gpu": gpu_info, "peer": f"PyTorch {torch.__version__}", "quick": quick,
+                       "command": ["tools/pytorch_step.py"] + argv, "budget_s": budget,
+                       "backends": {"pytorch-cpu": {"device": "cpu", "summary": "PyTorch eager on the CPU",
+                                                    "config": f"torch {torch.__version__}, {torch.__config__.parallel_info().splitlines()[0] if hasattr(torch.__config__, 'parallel_info') else ''}"},
+                                    "pytorch-cuda-eager": {"device": "gpu", "summary": "PyTorch eager on the GPU",
+                                                           "config": f"torch {torch.__version__}, CUDA {torch.version.cuda}"},
+                                    "pytorch-cuda-graph": {"device": "gpu", "summary": "one step captured in a CUDA graph",
+                                                           "config": f"torch {torch.__version__}, CUDA {torch.version.cuda}"}}},
+        },
+        "benchmarks": rows, "not_run": [], "speedups": speedups, "verdict": "\n".join(verdict) + "\n",
+    }
+    fd, tmp = tempfile.mkstemp(dir=outdir, prefix=".pytorch_step.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
+    print("\n".join(verdict))
+    print(f"results written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
