@@ -2,15 +2,22 @@
 #include <stdio.h>
 #include "cli.h"
 #include "harness.h"
+#include "peaks.h"
 #include "topo.h"
 
 int fx_cmd_info(int argc, char **argv)
 {
+    int peaks = 0;
     for (int i = 2; i < argc; i++) {
         if (fx_flag(argv, i, "--help") || fx_flag(argv, i, "-h")) {
-            puts("usage: fiftyx info\n  Prints the CPU (hwloc topology, caches, ISA), the GPU if any, "
-                 "and the backends built.");
+            puts("usage: fiftyx info [--peaks]\n  Prints the CPU (hwloc topology, caches, ISA), the GPU if any, "
+                 "and the backends built.\n  --peaks  also measure the FMA, bandwidth (and GPU) peaks, as bench does "
+                 "(~10 s)");
             return 0;
+        }
+        if (fx_flag(argv, i, "--peaks")) {
+            peaks = 1;
+            continue;
         }
         fx_bad_input("info: unknown option '%s'", argv[i]);
     }
@@ -36,6 +43,21 @@ int fx_cmd_info(int argc, char **argv)
                g.runtime_version, g.driver_version);
     else
         printf("gpu        none: %s\n", e.msg);
+
+    if (peaks) {
+        fx_peaks p;
+        char binding[160];
+        fx_setup_threads(0, binding, sizeof binding);
+        fx_peaks_measure(&p, fx_core_count(), 0);
+        for (int isa = 0; isa < 3; isa++)
+            if (p.fma_gflops[isa][0] > 0)
+                printf("peak       FMA %-7s %7.1f GFLOP/s on 1 thread, %7.1f on %d\n", fx_isa_names[isa],
+                       p.fma_gflops[isa][0], p.fma_gflops[isa][1], p.threads_all);
+        printf("peak       triad     %7.1f GB/s on 1 thread, %7.1f on %d\n", p.triad_gbs[0], p.triad_gbs[1],
+               p.threads_all);
+        if (p.gpu)
+            printf("peak       GPU FFMA %.1f TFLOP/s, copy %.0f GB/s\n", p.gpu_ffma_gflops * 1e-3, p.gpu_copy_gbs);
+    }
 
     size_t n;
     const fx_backend *const *b = fx_backends(&n);
