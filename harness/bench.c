@@ -308,7 +308,7 @@ static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
     double cache = row->b->device == FX_GPU ? run->gpu.l2_kib * 1024.0
                                             : (double)run->topo.l3_bytes * (run->topo.l3_instances > 0 ? run->topo.l3_instances : 1);
     int nsets = (int)ceil(2.0 * cache / footprint);
-    nsets = nsets < 1 ? 1 : nsets > 16 ? 16 : nsets;
+    nsets = nsets < 1 ? 1 : nsets > 64 ? 64 : nsets;
     while (nsets > 1 && nsets * footprint > 2e9)
         nsets--;
     float **a = calloc((size_t)nsets, sizeof *a), **b = calloc((size_t)nsets, sizeof *b);
@@ -392,6 +392,33 @@ static double known_rate(const fx_bench_run *run, int upto, const fx_bench_row *
     return rate;
 }
 
+/* With no earlier row to go by, a probe at a small size (one tutorial step, or one 256³ GEMM)
+ * gives a rate: it errs low for fast backends (small cases run less efficiently), so it may skip
+ * a case that would have fit, but it never lets one run for many times its budget. */
+static double probe_rate(bench_ctx *bc, const fx_bench_row *row)
+{
+    fx_bench_row probe = *row;
+    fx_bench_run *run = bc->run;
+    fx_timing_policy saved = bc->policy;
+    bc->policy = (fx_timing_policy){.rep_time = 0, .min_time = 0, .budget = 1, .min_reps = 1, .max_reps = 1,
+                                    .max_iters = 1};
+    if (row->suite == FX_SUITE_STEP) {
+        probe.ss = FX_TUTORIAL_SIZE;
+        snprintf(probe.size, sizeof probe.size, "probe");
+        probe.flops = fx_step_flops(probe.ss);
+        probe.lr = FX_TUTORIAL_LR;
+        run_step_row(bc, &probe);
+    } else {
+        probe.m = probe.n = probe.k = 256;
+        probe.op = FX_NN;
+        probe.flops = 2.0 * 256 * 256 * 256;
+        run_gemm_row(bc, &probe);
+    }
+    bc->policy = saved;
+    (void)run;
+    return probe.status == FX_ROW_RAN ? probe.flops / probe.t.median * 1e-9 : 0;
+}
+
 static void set_peak(const fx_bench_run *run, fx_bench_row *r)
 {
     if (r->b->device == FX_GPU) {
@@ -424,7 +451,6 @@ static void run_all(bench_ctx *bc)
         fprintf(stderr, "[%3d/%d] %s %-16s %-20s %s%-3d%s  (elapsed %.0f s, ~%.0f s left)\n", i + 1,
                 run->nrows, row_kind(r), r->b->name, r->size, r->b->device == FX_GPU ? "gpu " : "thr ",
                 r->threads, r->sync_every_step ? " sync" : "", elapsed, left);
-        fx_set_threads(r->threads > 0 ? r->threads : run->threads_all);
         if (r->threads > 0) {
             char binding[160];
             fx_setup_threads(r->threads, binding, sizeof binding);
@@ -443,14 +469,17 @@ static void run_all(bench_ctx *bc)
             continue;
         }
         double rate = known_rate(run, i, r);
+        if (rate <= 0 && r->flops > 1e9)
+            rate = probe_rate(bc, r);
         if (rate > 0) {
             double est = r->flops / (rate * 1e9);
-            double need = est * (2 + bc->policy.min_reps);
+            int reps = est > FX_LONG_ITERATION ? FX_MIN_REPS_LONG : bc->policy.min_reps;
+            double need = est * (1 + reps);
             if (need > run->budget) {
                 r->status = FX_ROW_SKIPPED;
                 snprintf(r->note, sizeof r->note,
                          "skipped: ~%.1f s per iteration at %.1f GFLOP/s, %d runs exceed the %.0f s budget",
-                         est, rate, 2 + bc->policy.min_reps, run->budget);
+                         est, rate, 1 + reps, run->budget);
                 fprintf(stderr, "        %s\n", r->note);
                 continue;
             }
@@ -557,6 +586,8 @@ static void verdict(fx_bench_run *run)
         appendf(v, vl, "  %s (%.3g GFLOP/step): ", sizes[i], flops[i] * 1e-9);
         if (!gpu) {
             appendf(v, vl, "no GPU result%s; CPU side:", run->have_gpu ? "" : " (no GPU on this machine)");
+            if (!naive && !c1 && !ca)
+                appendf(v, vl, " no validated result either (skipped or failed: see the table)");
             if (naive) {
                 fmt_time(naive->t.median, t, sizeof t);
                 appendf(v, vl, " naive %s", t);

@@ -25,8 +25,8 @@ int fx_time_case(fx_timed_fn fn, void *ctx, const fx_timing_policy *p, fx_timing
     if (!samples)
         return fx_fail(e, "out of memory");
     double spent = 0;
-    int n = 0;
-    while (n < p->max_reps && (n < p->min_reps || spent < p->min_time)) {
+    int n = 0, min_reps = out->first > FX_LONG_ITERATION && p->min_reps > FX_MIN_REPS_LONG ? FX_MIN_REPS_LONG : p->min_reps;
+    while (n < p->max_reps && (n < min_reps || spent < p->min_time)) {
         if (n > 0 && fx_wall_seconds() - start > p->budget)
             break;
         if (fn(ctx, iters, &t, e)) {

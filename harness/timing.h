@@ -6,11 +6,15 @@
  *   2. iters per repetition so that one repetition lasts about rep_time (capped at max_iters);
  *   3. one untimed repetition at that count, unless it is 1 (a GPU graph for it is built here);
  *   4. repetitions until min_time has been spent and min_reps done (at most max_reps), or
- *      until the case's budget runs out (then fewer, and the row says how many);
+ *      until the case's budget runs out (then fewer, and the row says how many); where one
+ *      iteration takes over FX_LONG_ITERATION seconds, FX_MIN_REPS_LONG repetitions suffice;
  *   5. median, min and max of the per-iteration time over the repetitions. */
 #ifndef FIFTYX_TIMING_H
 #define FIFTYX_TIMING_H
 #include "../kernels/fiftyx.h"
+
+#define FX_LONG_ITERATION 1.0
+#define FX_MIN_REPS_LONG 3
 
 typedef int (*fx_timed_fn)(void *ctx, long iters, double *seconds, fx_err *e);
 
