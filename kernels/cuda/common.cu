@@ -1,0 +1,232 @@
+// common.cu — availability, error text and the shared small kernels of the CUDA backends.
+#include <cstdio>
+#include <cstring>
+#include "elementwise.cuh"
+#include "fx_cuda.h"
+
+int fx_cuda_fail(fx_err *e, const char *file, int line, const char *what, cudaError_t err)
+{
+    const char *base = strrchr(file, '/');
+    return fx_fail(e, "%s:%d: %s: %s: %s", base ? base + 1 : file, line, what, cudaGetErrorName(err),
+                   cudaGetErrorString(err));
+}
+
+static fx_cuda_device g_dev;
+
+extern "C" const char *fx_cuda_unavailable(void)
+{
+    static int done;
+    static char why[400];
+    if (done)
+        return why[0] ? why : NULL;
+    done = 1;
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(why, sizeof why, "no CUDA device: %s", cudaGetErrorString(err));
+        return why;
+    }
+    if (count == 0) {
+        snprintf(why, sizeof why, "no CUDA device: none present");
+        return why;
+    }
+    cudaDeviceProp p;
+    if ((err = cudaGetDeviceProperties(&p, 0)) != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(why, sizeof why, "no usable CUDA device: cudaGetDeviceProperties: %s", cudaGetErrorString(err));
+        return why;
+    }
+    if (p.major < 9) { // the build carries sm_90 code (and compute_90 PTX for later GPUs) only
+        snprintf(why, sizeof why, "GPU %s has compute capability %d.%d; this build targets sm_90 (Hopper) and later",
+                 p.name, p.major, p.minor);
+        return why;
+    }
+    snprintf(g_dev.name, sizeof g_dev.name, "%s", p.name);
+    g_dev.sms = p.multiProcessorCount;
+    g_dev.cc_major = p.major;
+    g_dev.cc_minor = p.minor;
+    g_dev.smem_optin = p.sharedMemPerBlockOptin;
+    g_dev.global_mem = p.totalGlobalMem;
+    return NULL;
+}
+
+const fx_cuda_device *fx_cuda_dev(void) { return fx_cuda_unavailable() ? NULL : &g_dev; }
+
+int fx_event_seconds(cudaEvent_t a, cudaEvent_t b, double *seconds, fx_err *e)
+{
+    float ms = 0;
+    FX_CU(cudaEventSynchronize(b));
+    FX_CU(cudaEventElapsedTime(&ms, a, b));
+    *seconds = 1e-3 * ms;
+    return 0;
+}
+
+// ---- launchers -------------------------------------------------------------------------------
+
+int fx_loss_scratch::alloc(long n, fx_err *e)
+{
+    FX_TRY(partials.alloc(fx::FX_LOSS_MAX_BLOCKS, e));
+    FX_TRY(ticket.alloc(1, e));
+    FX_TRY(ticket.zero(e));
+    (void)n;
+    return 0;
+}
+
+int fx_launch_loss_grad(long n, const float *yp, const float *y, float *g, double *loss, int *step,
+                        fx_loss_scratch &s, cudaStream_t st, fx_err *e)
+{
+    fx::LossGradParams p = {n, yp, y, g, s.partials.p, s.ticket.p, loss, step};
+    fx::loss_grad_kernel<<<fx::loss_grad_blocks(n), fx::FX_EW_THREADS, 0, st>>>(p);
+    FX_LAUNCHED("loss_grad_kernel");
+    return 0;
+}
+
+int fx_launch_sgd(long n, float *w, const float *g, float lr, cudaStream_t st, fx_err *e)
+{
+    fx::sgd_kernel<<<fx::ew_blocks(n), fx::FX_EW_THREADS, 0, st>>>(n, w, g, lr);
+    FX_LAUNCHED("sgd_kernel");
+    return 0;
+}
+
+int fx_launch_relu_mask(long n, const float *h, float *h_relu, uint8_t *mask, cudaStream_t st, fx_err *e)
+{
+    fx::relu_mask_kernel<<<fx::ew_blocks(n), fx::FX_EW_THREADS, 0, st>>>(n, h, h_relu, mask);
+    FX_LAUNCHED("relu_mask_kernel");
+    return 0;
+}
+
+int fx_launch_apply_mask(long n, float *c, const uint8_t *mask, cudaStream_t st, fx_err *e)
+{
+    fx::apply_mask_kernel<<<fx::ew_blocks(n), fx::FX_EW_THREADS, 0, st>>>(n, c, mask);
+    FX_LAUNCHED("apply_mask_kernel");
+    return 0;
+}
+
+// ---- the kernels table's loss_grad and sgd, on host memory ------------------------------------
+
+extern "C" int fx_cuda_host_loss_grad(long n, const float *yp, const float *y, float *g, double *loss, fx_err *e)
+{
+    fx_dev_buf<float> dyp, dy, dg;
+    fx_dev_buf<double> dloss;
+    fx_loss_scratch s;
+    FX_TRY(dyp.upload(yp, (size_t)n, e));
+    FX_TRY(dy.upload(y, (size_t)n, e));
+    FX_TRY(dg.alloc((size_t)n, e));
+    FX_TRY(dloss.alloc(1, e));
+    FX_TRY(s.alloc(n, e));
+    FX_TRY(fx_launch_loss_grad(n, dyp.p, dy.p, dg.p, dloss.p, NULL, s, 0, e));
+    FX_CU(cudaMemcpy(g, dg.p, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost));
+    FX_CU(cudaMemcpy(loss, dloss.p, sizeof(double), cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+extern "C" int fx_cuda_host_sgd(long n, float *w, const float *g, float lr, fx_err *e)
+{
+    fx_dev_buf<float> dw, dg;
+    FX_TRY(dw.upload(w, (size_t)n, e));
+    FX_TRY(dg.upload(g, (size_t)n, e));
+    FX_TRY(fx_launch_sgd(n, dw.p, dg.p, lr, 0, e));
+    FX_CU(cudaMemcpy(w, dw.p, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+// ---- fx_graph_stepper ---------------------------------------------------------------------------
+
+fx_graph_stepper::~fx_graph_stepper()
+{
+    if (g_many)
+        cudaGraphExecDestroy(g_many);
+    if (g_one)
+        cudaGraphExecDestroy(g_one);
+    cudaEvent_t ev[] = {fork, join, t0, t1};
+    for (cudaEvent_t x : ev)
+        if (x)
+            cudaEventDestroy(x);
+    if (s0)
+        cudaStreamDestroy(s0);
+    if (s1)
+        cudaStreamDestroy(s1);
+}
+
+int fx_graph_stepper::init(fx_err *e)
+{
+    FX_CU(cudaStreamCreateWithFlags(&s0, cudaStreamNonBlocking));
+    FX_CU(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking));
+    FX_CU(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+    FX_CU(cudaEventCreateWithFlags(&join, cudaEventDisableTiming));
+    FX_CU(cudaEventCreate(&t0));
+    FX_CU(cudaEventCreate(&t1));
+    FX_TRY(step.alloc(1, e));
+    FX_TRY(step.zero(e));
+    return 0;
+}
+
+static int capture_graph(fx_graph_stepper *g, fx_enqueue_step enqueue, void *ctx, int steps, cudaGraphExec_t *out,
+                         fx_err *e)
+{
+    cudaGraph_t graph = nullptr;
+    FX_CU(cudaStreamBeginCapture(g->s0, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < steps; i++)
+        if (enqueue(ctx, g->s0, g->s1, g->fork, g->join, e)) {
+            cudaStreamEndCapture(g->s0, &graph); // leave the stream usable; the error is e's
+            if (graph)
+                cudaGraphDestroy(graph);
+            cudaGetLastError();
+            return -1;
+        }
+    FX_CU(cudaStreamEndCapture(g->s0, &graph));
+    cudaError_t err = cudaGraphInstantiate(out, graph, 0);
+    cudaGraphDestroy(graph);
+    if (err != cudaSuccess)
+        return fx_cuda_fail(e, __FILE__, __LINE__, "cudaGraphInstantiate", err);
+    FX_CU(cudaGraphUpload(*out, g->s0));
+    return 0;
+}
+
+int fx_graph_stepper::capture(fx_enqueue_step enqueue, void *ctx, int many_steps, fx_err *e)
+{
+    many = many_steps;
+    FX_TRY(capture_graph(this, enqueue, ctx, many, &g_many, e));
+    FX_TRY(capture_graph(this, enqueue, ctx, 1, &g_one, e));
+    return 0;
+}
+
+int fx_graph_stepper::run(int steps, int sync_every_step, double *host_losses, double *seconds, fx_err *e)
+{
+    if (steps <= 0) {
+        if (seconds)
+            *seconds = 0;
+        return 0;
+    }
+    const size_t cap = (size_t)(steps < FX_LOSS_CHUNK ? steps : FX_LOSS_CHUNK);
+    if (losses.n < cap)
+        FX_TRY(losses.alloc(cap, e));
+    for (int done = 0; done < steps;) {
+        const int chunk = steps - done < (int)cap ? steps - done : (int)cap;
+        FX_CU(cudaMemsetAsync(step.p, 0, sizeof(int), s0));
+        if (done == 0)
+            FX_CU(cudaEventRecord(t0, s0));
+        if (sync_every_step) {
+            for (int i = 0; i < chunk; i++) {
+                FX_CU(cudaGraphLaunch(g_one, s0));
+                FX_CU(cudaMemcpyAsync(host_losses + done + i, losses.p + i, sizeof(double), cudaMemcpyDeviceToHost, s0));
+                FX_CU(cudaStreamSynchronize(s0));
+            }
+        } else {
+            for (int r = 0; r < chunk / many; r++)
+                FX_CU(cudaGraphLaunch(g_many, s0));
+            for (int r = 0; r < chunk % many; r++)
+                FX_CU(cudaGraphLaunch(g_one, s0));
+        }
+        if (done + chunk == steps)
+            FX_CU(cudaEventRecord(t1, s0));
+        if (!sync_every_step)
+            FX_CU(cudaMemcpyAsync(host_losses + done, losses.p, (size_t)chunk * sizeof(double), cudaMemcpyDeviceToHost, s0));
+        FX_CU(cudaStreamSynchronize(s0));
+        done += chunk;
+    }
+    if (seconds)
+        FX_TRY(fx_event_seconds(t0, t1, seconds, e));
+    return 0;
+}

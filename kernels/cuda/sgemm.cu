@@ -1,0 +1,126 @@
+// sgemm.cu — instantiates the SGEMM variants (3 configs × 3 ops × 4 epilogues), plans and launches.
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include "fx_cuda.h"
+
+using namespace fx;
+
+template <class C, int OP, int EPI>
+static int launch_cfg_op_epi(const SgemmParams &p, const SgemmPlan &pl, cudaStream_t st, fx_err *e)
+{
+    sgemm_kernel<C, OP, EPI><<<dim3((unsigned)pl.tiles, (unsigned)pl.splits), C::THREADS, 0, st>>>(p);
+    FX_LAUNCHED("sgemm_kernel");
+    return 0;
+}
+
+template <class C, int OP>
+static int launch_cfg_op(const SgemmParams &p, const SgemmPlan &pl, fx_epilogue epi, cudaStream_t st, fx_err *e)
+{
+    switch (epi) {
+    case FX_EPI_STORE: return launch_cfg_op_epi<C, OP, FX_EPI_STORE>(p, pl, st, e);
+    case FX_EPI_RELU_MASK: return launch_cfg_op_epi<C, OP, FX_EPI_RELU_MASK>(p, pl, st, e);
+    case FX_EPI_MASK: return launch_cfg_op_epi<C, OP, FX_EPI_MASK>(p, pl, st, e);
+    case FX_EPI_SGD: return launch_cfg_op_epi<C, OP, FX_EPI_SGD>(p, pl, st, e);
+    }
+    return fx_fail(e, "sgemm: unknown epilogue %d", (int)epi);
+}
+
+template <class C>
+static int launch_cfg(const SgemmParams &p, const SgemmPlan &pl, fx_op op, fx_epilogue epi, cudaStream_t st, fx_err *e)
+{
+    switch (op) {
+    case FX_NN: return launch_cfg_op<C, FX_NN>(p, pl, epi, st, e);
+    case FX_NT: return launch_cfg_op<C, FX_NT>(p, pl, epi, st, e);
+    case FX_TN: return launch_cfg_op<C, FX_TN>(p, pl, epi, st, e);
+    }
+    return fx_fail(e, "sgemm: unknown op %d", (int)op);
+}
+
+int fx_sgemm_launch(const SgemmPlan &pl, const fx_gemm_args &g, float *ws, int *counters, cudaStream_t st, fx_err *e)
+{
+    if (pl.splits > 1 && (!ws || !counters))
+        return fx_fail(e, "sgemm: split-K plan without workspace");
+    const SgemmParams p = sgemm_params(pl, g, ws, counters);
+    switch (pl.cfg) {
+    case FX_CFG_LARGE: return launch_cfg<CfgLarge>(p, pl, g.op, g.epi, st, e);
+    case FX_CFG_MID: return launch_cfg<CfgMid>(p, pl, g.op, g.epi, st, e);
+    case FX_CFG_SMALL: return launch_cfg<CfgSmall>(p, pl, g.op, g.epi, st, e);
+    }
+    return fx_fail(e, "sgemm: unknown config %d", pl.cfg);
+}
+
+// Resident blocks per SM of each config, from the runtime's occupancy calculator (once).
+static int machine(SgemmMachine *mach, fx_err *e)
+{
+    static SgemmMachine cached;
+    static int done;
+    if (!done) {
+        const fx_cuda_device *d = fx_cuda_dev();
+        if (!d)
+            return fx_fail(e, "%s", fx_cuda_unavailable());
+        cached.sms = d->sms;
+        FX_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached.occupancy[FX_CFG_LARGE],
+                                                            sgemm_kernel<CfgLarge, FX_NN, FX_EPI_STORE>,
+                                                            CfgLarge::THREADS, 0));
+        FX_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached.occupancy[FX_CFG_MID],
+                                                            sgemm_kernel<CfgMid, FX_NN, FX_EPI_STORE>,
+                                                            CfgMid::THREADS, 0));
+        FX_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached.occupancy[FX_CFG_SMALL],
+                                                            sgemm_kernel<CfgSmall, FX_NN, FX_EPI_STORE>,
+                                                            CfgSmall::THREADS, 0));
+        for (int c = 0; c < FX_NCFG; c++)
+            if (cached.occupancy[c] < 1)
+                return fx_fail(e, "sgemm: config %s cannot be resident on this GPU", fx_cfg_name[c]);
+        done = 1;
+    }
+    *mach = cached;
+    return 0;
+}
+
+int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b, const void *c, const void *mask,
+                  SgemmPlan *plan, fx_err *e)
+{
+    if (m < 1 || n < 1 || k < 1 || m > INT_MAX || n > INT_MAX || k > INT_MAX)
+        return fx_fail(e, "sgemm: dimensions %ldx%ldx%ld out of range (1 to %d)", m, n, k, INT_MAX);
+    if (fx_cdiv(m, 32) * fx_cdiv(n, 32) > INT_MAX)
+        return fx_fail(e, "sgemm: %ldx%ld needs more than 2^31 tiles", m, n);
+    SgemmMachine mach = {};
+    FX_TRY(machine(&mach, e));
+    const char *cfg_env = getenv("FIFTYX_SGEMM_CFG"), *split_env = getenv("FIFTYX_SGEMM_SPLITS");
+    int cfg = -1, splits = 0;
+    if (cfg_env && *cfg_env) {
+        for (int i = 0; i < FX_NCFG; i++)
+            if (!strcmp(cfg_env, fx_cfg_name[i]) || !strcmp(cfg_env, i == 0 ? "large" : i == 1 ? "mid" : "small"))
+                cfg = i;
+        if (cfg < 0)
+            return fx_fail(e, "FIFTYX_SGEMM_CFG='%s': expected large, mid or small", cfg_env);
+    }
+    if (split_env && *split_env)
+        splits = atoi(split_env);
+    SgemmPlan p = cfg < 0 && splits <= 0 ? sgemm_choose(m, n, k, mach)
+                                         : sgemm_plan_for(cfg < 0 ? FX_CFG_SMALL : cfg, splits, m, n, k, mach);
+    sgemm_plan_vectors(p, op, m, n, k, a, b, c, mask);
+    *plan = p;
+    return 0;
+}
+
+void fx_sgemm_plan_text(const SgemmPlan &p, char *buf, size_t len)
+{
+    if (p.splits > 1)
+        snprintf(buf, len, "%s split-K %d×%d", fx_cfg_name[p.cfg], p.splits, p.kchunk);
+    else
+        snprintf(buf, len, "%s", fx_cfg_name[p.cfg]);
+}
+
+int fx_gemm_site::prepare(const fx_gemm_args &g, fx_err *e)
+{
+    FX_TRY(fx_sgemm_plan(g.op, g.m, g.n, g.k, g.a, g.b, g.c, g.mask, &plan, e));
+    if (plan.splits > 1) {
+        FX_TRY(ws.alloc((size_t)plan.ws_floats, e));
+        FX_TRY(counters.alloc((size_t)plan.tiles, e));
+        FX_TRY(counters.zero(e));
+    }
+    return 0;
+}
