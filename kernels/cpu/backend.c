@@ -1,0 +1,206 @@
+/* backend.c — the `cpu` backend (ISA chosen at run time; FIFTYX_ISA forces one) and one hidden
+ * variant per ISA (cpu-avx512, cpu-avx2, cpu-generic) so that `fiftyx check` validates every
+ * micro-kernel this CPU can run. All of them share the loop nest, the step and these tables;
+ * they differ only in the fx_cpu_isa they hand down. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cpu.h"
+#include "cpu_backend.h"
+
+/* ---- kernels ---- */
+
+static int do_gemm(const fx_cpu_isa *isa, const fx_gemm_args *a, fx_err *e)
+{
+    if (!isa)
+        return fx_fail(e, "no usable instruction set");
+    if (a->m < 1 || a->n < 1 || a->k < 1)
+        return fx_fail(e, "GEMM dimensions must be at least 1 (got %ldx%ldx%ld)", a->m, a->n, a->k);
+    fx_cpu_gemm g = fx_cpu_gemm_from_args(a);
+    return fx_cpu_gemm_run(isa, &g, fx_cpu_threads(), e);
+}
+
+/* Element-wise kernels are bound by memory: worth threads only when long. */
+static int elementwise_threads(long n) { return n >= (1L << 18) ? fx_cpu_threads() : 1; }
+
+static int do_loss_grad(const fx_cpu_isa *isa, long n, const float *yp, const float *y, float *g,
+                        double *loss, fx_err *e)
+{
+    if (!isa)
+        return fx_fail(e, "no usable instruction set");
+    int T = elementwise_threads(n);
+    double sum = 0.0;
+#pragma omp parallel for num_threads(T) reduction(+ : sum) schedule(static)
+    for (int c = 0; c < T; c++) {
+        long i0 = n * c / T, i1 = n * (c + 1) / T;
+        sum += isa->loss_grad(i1 - i0, yp + i0, y + i0, g + i0);
+    }
+    *loss = sum;
+    return 0;
+}
+
+static int do_sgd(const fx_cpu_isa *isa, long n, float *w, const float *g, float lr, fx_err *e)
+{
+    if (!isa)
+        return fx_fail(e, "no usable instruction set");
+    int T = elementwise_threads(n);
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int c = 0; c < T; c++) {
+        long i0 = n * c / T, i1 = n * (c + 1) / T;
+        isa->sgd(i1 - i0, w + i0, g + i0, lr);
+    }
+    return 0;
+}
+
+/* ---- GEMM benchmark hooks: the kernels' GEMM (STORE epilogue), timed on the CPU clock ---- */
+
+typedef struct {
+    const fx_cpu_isa *isa;
+    fx_op op;
+    long m, n, k;
+    int nsets;
+    const float *const *a, *const *b;
+    float **c;
+} cpu_gemm_bench;
+
+static void gb_destroy(void *h)
+{
+    cpu_gemm_bench *g = h;
+    if (!g)
+        return;
+    if (g->c)
+        for (int s = 0; s < g->nsets; s++)
+            free(g->c[s]);
+    free(g->c);
+    free(g);
+}
+
+static int gb_create(const fx_cpu_isa *isa, fx_op op, long m, long n, long k, int nsets,
+                     const float *const *a, const float *const *b, void **handle, fx_err *e)
+{
+    if (!isa)
+        return fx_fail(e, "no usable instruction set");
+    cpu_gemm_bench *g = calloc(1, sizeof *g);
+    if (!g)
+        return fx_fail(e, "out of memory");
+    *g = (cpu_gemm_bench){isa, op, m, n, k, nsets, a, b, calloc((size_t)nsets, sizeof(float *))};
+    size_t bytes = ((size_t)m * (size_t)n * sizeof(float) + 63) / 64 * 64;
+    for (int s = 0; g->c && s < nsets; s++)
+        if (!(g->c[s] = aligned_alloc(64, bytes))) {
+            gb_destroy(g);
+            return fx_fail(e, "out of memory");
+        }
+    if (!g->c) {
+        gb_destroy(g);
+        return fx_fail(e, "out of memory");
+    }
+    *handle = g;
+    return 0;
+}
+
+static int gb_run(void *h, long iters, double *seconds, fx_err *e)
+{
+    cpu_gemm_bench *g = h;
+    int threads = fx_cpu_threads();
+    double t0 = fx_wall_seconds();
+    for (long i = 0; i < iters; i++) {
+        int s = (int)(i % g->nsets);
+        fx_gemm_args args = {g->op, FX_EPI_STORE, g->m, g->n, g->k, g->a[s], g->b[s], g->c[s], NULL, 0};
+        fx_cpu_gemm c = fx_cpu_gemm_from_args(&args);
+        if (fx_cpu_gemm_run(g->isa, &c, threads, e))
+            return -1;
+    }
+    *seconds = fx_wall_seconds() - t0;
+    return 0;
+}
+
+static int gb_result(void *h, int set, float *c, fx_err *e)
+{
+    (void)e;
+    cpu_gemm_bench *g = h;
+    memcpy(c, g->c[set], (size_t)g->m * (size_t)g->n * sizeof(float));
+    return 0;
+}
+
+/* ---- description and availability ---- */
+
+static const char *describe(const fx_cpu_isa *isa, char *buf, size_t len)
+{
+    if (!isa)
+        return "no usable instruction set";
+    const char *forced = getenv("FIFTYX_ISA");
+    snprintf(buf, len, "%s%s: micro-kernel %s; blocks KC %ld, NC %ld, MC %ld; operands over %ld KiB "
+             "per thread packed; %d thread%s", isa->name, forced && *forced ? " (FIFTYX_ISA)" : "",
+             isa->ukernel, isa->kc, isa->nc, isa->mc, isa->pack_bytes >> 10, fx_cpu_threads(),
+             fx_cpu_threads() == 1 ? "" : "s");
+    return buf;
+}
+
+static const char *selected_why_not(void)
+{
+    const char *why = NULL;
+    return fx_cpu_isa_select(&why) ? NULL : why;
+}
+
+static const char *lacks(const fx_cpu_isa *isa)
+{
+    if (isa->supported())
+        return NULL;
+    return isa == &fx_cpu_isa_avx512 ? "this CPU lacks AVX-512 (F, VL, BW, DQ)"
+                                     : "this CPU lacks AVX2 and FMA";
+}
+
+/* ---- one set of entry points per variant: the kernels table has no room for a context ---- */
+
+#define CPU_VARIANT(id, ISA, WHY_NOT)                                                              \
+    static const fx_cpu_isa *isa_##id(void) { return ISA; }                                       \
+    static const char *unavailable_##id(void) { return WHY_NOT; }                                 \
+    static int gemm_##id(const fx_gemm_args *a, fx_err *e) { return do_gemm(isa_##id(), a, e); }  \
+    static int loss_grad_##id(long n, const float *yp, const float *y, float *g, double *l,       \
+                              fx_err *e)                                                          \
+    {                                                                                             \
+        return do_loss_grad(isa_##id(), n, yp, y, g, l, e);                                       \
+    }                                                                                             \
+    static int sgd_##id(long n, float *w, const float *g, float lr, fx_err *e)                    \
+    {                                                                                             \
+        return do_sgd(isa_##id(), n, w, g, lr, e);                                                \
+    }                                                                                             \
+    static const fx_kernels kernels_##id = {gemm_##id, loss_grad_##id, sgd_##id};                 \
+    static int create_##id(const fx_problem *p, const fx_tensors *t, void **s, fx_err *e)         \
+    {                                                                                             \
+        return fx_cpu_create(isa_##id(), p, t, s, e);                                             \
+    }                                                                                             \
+    static int gb_create_##id(fx_op op, long m, long n, long k, int nsets, const float *const *a, \
+                              const float *const *b, void **h, fx_err *e)                         \
+    {                                                                                             \
+        return gb_create(isa_##id(), op, m, n, k, nsets, a, b, h, e);                             \
+    }                                                                                             \
+    static const fx_gemm_bench gemm_bench_##id = {gb_create_##id, gb_run, gb_result, gb_destroy}; \
+    static const char *describe_##id(void)                                                        \
+    {                                                                                             \
+        static char buf[320];                                                                     \
+        return describe(isa_##id(), buf, sizeof buf);                                             \
+    }
+
+CPU_VARIANT(cpu, fx_cpu_isa_select(NULL), selected_why_not())
+CPU_VARIANT(avx512, &fx_cpu_isa_avx512, lacks(&fx_cpu_isa_avx512))
+CPU_VARIANT(avx2, &fx_cpu_isa_avx2, lacks(&fx_cpu_isa_avx2))
+CPU_VARIANT(generic, &fx_cpu_isa_generic, NULL)
+
+#define CPU_BACKEND(id, NAME, SUMMARY, HIDDEN)                                                     \
+    {                                                                                             \
+        .name = NAME, .device = FX_CPU, .summary = SUMMARY, .unavailable = unavailable_##id,      \
+        .create = create_##id, .run = fx_cpu_run, .read_weights = fx_cpu_read_weights,            \
+        .destroy = fx_cpu_destroy, .kernels = &kernels_##id, .gemm_bench = &gemm_bench_##id,      \
+        .describe = describe_##id, .hidden = HIDDEN,                                              \
+    }
+
+const fx_backend fx_backend_cpu = CPU_BACKEND(
+    cpu, "cpu", "hand-optimised CPU: packed/blocked SGEMM with fused epilogues, OpenMP, best ISA here", 0);
+const fx_backend fx_backend_cpu_avx512 =
+    CPU_BACKEND(avx512, "cpu-avx512", "the cpu backend with its AVX-512 micro-kernel forced", 1);
+const fx_backend fx_backend_cpu_avx2 =
+    CPU_BACKEND(avx2, "cpu-avx2", "the cpu backend with its AVX2+FMA micro-kernel forced", 1);
+const fx_backend fx_backend_cpu_generic =
+    CPU_BACKEND(generic, "cpu-generic", "the cpu backend with its portable C micro-kernel forced", 1);

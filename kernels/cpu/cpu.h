@@ -1,0 +1,123 @@
+/* cpu.h — the CPU kernels' insides: one GEMM loop nest (gemm.c), micro-kernels per ISA
+ * (tile_avx512.c, tile_avx2.c, tile_generic.c), the ISA table and its dispatch (isa.c).
+ *
+ * Everything is row-major. The GEMM computes C[M×N] (op) A·B with the epilogue of fx_epilogue,
+ * where A(i,k) = a[i·a_rs + k·a_cs] and B(k,j) = b[k·b_rs + j·b_cs]: strides instead of NN/NT/TN,
+ * so that the training step can hand over transposed views without copying.
+ *
+ * The register tile is MR rows × NR columns of C: NR along a row (vectors loaded from B),
+ * MR rows (scalars of A broadcast). The loop nest is BLIS's five loops on that tile:
+ *   for ic in M by MC       packed A block  MC×KC   (L3: shared by the NC loop)
+ *    for pc in K by KC
+ *     for jc in N by NC     packed B block  KC×NC   (L2: re-used by every MR row panel)
+ *      for ir by MR         A micro-panel   MR×KC   (L1: re-used by every NR column panel)
+ *       for jr by NR        micro-kernel on one MR×NR tile of C
+ */
+#ifndef FIFTYX_CPU_H
+#define FIFTYX_CPU_H
+#include <stdint.h>
+#include "../fiftyx.h"
+
+/* One MR×NR tile for a micro-kernel: acc = Σ_{k<kc} A(r,k)·B(k,j), then the epilogue. */
+typedef struct {
+    long kc;
+    const float *a;
+    long a_rs, a_cs; /* A(r,k) = a[r·a_rs + k·a_cs] for r < mr */
+    const float *b;
+    long b_rs;       /* B(k,j) = b[k·b_rs + j] for j < nr (unit column stride) */
+    int mr, nr;      /* the valid part of the tile */
+    int a_packed;    /* a_rs == 1, a_cs == MR and rows mr..MR-1 hold zeros: compute all MR */
+    /* Where the sum goes. K is cut into blocks: the first block starts from 0, later ones add
+     * the partial sum p; only the last applies the epilogue to c. p == c except for SGD, whose
+     * c holds weights that must not see a partial sum. */
+    int first, last;
+    fx_epilogue epi;
+    float *c;
+    long ldc;
+    float *p;
+    long ldp;
+    uint8_t *mask; /* same layout as c */
+    float lr;
+} fx_cpu_tile;
+
+/* An instruction set: its micro-kernel, its blocking, its element-wise kernels. */
+typedef struct {
+    const char *name;     /* avx512 | avx2 | generic (the FIFTYX_ISA value) */
+    const char *ukernel;  /* how the micro-kernel works, for describe() */
+    int mr, nr;           /* register tile */
+    long kc, nc, mc;      /* cache blocks: see the table in isa.c */
+    long pack_bytes;      /* operands this large (per thread) ...                            */
+    long pack_reuse;      /* ... and re-read by this many rows/columns of C or more are packed */
+    int (*supported)(void);
+    void (*tile)(const fx_cpu_tile *t);
+    /* g = 2(yp − y), returns Σ(yp − y)² (accumulated in double) */
+    double (*loss_grad)(long n, const float *yp, const float *y, float *g);
+    void (*sgd)(long n, float *w, const float *g, float lr);
+} fx_cpu_isa;
+
+extern const fx_cpu_isa fx_cpu_isa_avx512, fx_cpu_isa_avx2, fx_cpu_isa_generic;
+
+/* The ISA the `cpu` backend uses: FIFTYX_ISA if set (NULL and *why if that one cannot run
+ * here or is unknown), else the best this CPU supports. */
+const fx_cpu_isa *fx_cpu_isa_select(const char **why);
+
+/* A GEMM problem with strided operands (see the top of this file). */
+typedef struct {
+    long m, n, k;
+    const float *a;
+    long a_rs, a_cs;
+    const float *b;
+    long b_rs, b_cs;
+    fx_epilogue epi;
+    float *c;
+    long ldc;
+    uint8_t *mask; /* layout of c */
+    float lr;
+    /* SGD with K longer than one KC block needs somewhere to keep the partial sums:
+     * at least m·n floats (row stride n); NULL lets the driver allocate it. */
+    float *work;
+} fx_cpu_gemm;
+
+/* fx_gemm_args (NN/NT/TN, compact) as strides. */
+fx_cpu_gemm fx_cpu_gemm_from_args(const fx_gemm_args *g);
+
+/* Whole GEMM, on `threads` OpenMP threads (fewer when it is too small to pay for them). */
+int fx_cpu_gemm_run(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threads, fx_err *e);
+
+/* Thread `tid`'s share of a GEMM split `threads` ways, for callers already inside a parallel
+ * region (the training step). g->work must be set if it is needed (fx_cpu_gemm_needs_work). */
+int fx_cpu_gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int tid, int threads);
+int fx_cpu_gemm_needs_work(const fx_cpu_isa *isa, const fx_cpu_gemm *g);
+
+/* How many of `threads` a GEMM of this size is worth. */
+int fx_cpu_gemm_threads(const fx_cpu_gemm *g, int threads);
+
+/* The thread count to use: fx_threads(), or OpenMP's default when that is 0. */
+int fx_cpu_threads(void);
+
+/* Scalar epilogue on one element (shared by the portable kernel and tests of the others). */
+static inline void fx_cpu_epilogue1(const fx_cpu_tile *t, long ci, long pi, float acc)
+{
+    if (!t->first)
+        acc += t->p[pi];
+    if (!t->last) {
+        t->p[pi] = acc;
+        return;
+    }
+    switch (t->epi) {
+    case FX_EPI_STORE:
+        t->c[ci] = acc;
+        break;
+    case FX_EPI_RELU_MASK:
+        t->mask[ci] = acc >= 0.0f;
+        t->c[ci] = acc > 0.0f ? acc : 0.0f;
+        break;
+    case FX_EPI_MASK:
+        t->c[ci] = t->mask[ci] ? acc : 0.0f;
+        break;
+    case FX_EPI_SGD:
+        t->c[ci] -= t->lr * acc;
+        break;
+    }
+}
+#endif
