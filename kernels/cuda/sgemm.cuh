@@ -28,9 +28,10 @@ namespace fx {
 
 // ---- tile configurations -------------------------------------------------------------------
 
-template <int BM_, int BN_, int BK_, int WM_, int WN_, int THREADS_>
+template <int BM_, int BN_, int BK_, int WM_, int WN_, int THREADS_, int MIN_BLOCKS_>
 struct SgemmConfig {
     static constexpr int BM = BM_, BN = BN_, BK = BK_, WM = WM_, WN = WN_, THREADS = THREADS_;
+    static constexpr int MIN_BLOCKS = MIN_BLOCKS_; // __launch_bounds__: caps registers at 64K/(THREADS·MIN_BLOCKS)
     static constexpr int TM = 4, TN = 4;             // a lane's micro-tile: one float4 of A, of B
     static constexpr int LM = 4, LN = 8;             // lanes of a warp as LM×LN micro-tiles
     static constexpr int WSUBM = LM * TM, WSUBN = LN * TN;
@@ -51,10 +52,13 @@ struct SgemmConfig {
                   "shared rows stay 16-byte aligned for float4 reads");
 };
 
-//                       BM   BN  BK  WM  WN  threads   per-thread tile
-using CfgLarge = SgemmConfig<128, 128, 16, 32, 64, 256>; // 8×8: large squares
-using CfgMid = SgemmConfig<64, 64, 16, 32, 32, 128>;     // 8×4: mid sizes, more blocks
-using CfgSmall = SgemmConfig<32, 32, 16, 16, 32, 64>;    // 4×4: skinny shapes, split-K
+// Registers (ptxas, sm_90, nvcc 13.0): Large 163–183 with no spills at MIN_BLOCKS 1; capped at 128
+// (MIN_BLOCKS 2) it spills 60–150 bytes, with BK 8 too — which wins is for a GPU to say (NOTES.md).
+// Mid ≤ 128 (8 bytes spilled in NN), Small 89–121.
+//                       BM   BN  BK  WM  WN threads blocks/SM   per-thread tile
+using CfgLarge = SgemmConfig<128, 128, 16, 32, 64, 256, 1>; // 8×8: large squares
+using CfgMid = SgemmConfig<64, 64, 16, 32, 32, 128, 4>;     // 8×4: mid sizes, more blocks
+using CfgSmall = SgemmConfig<32, 32, 16, 16, 32, 64, 8>;    // 4×4: skinny shapes, split-K
 
 enum { FX_CFG_LARGE = 0, FX_CFG_MID = 1, FX_CFG_SMALL = 2, FX_NCFG = 3 };
 static const int fx_cfg_bm[FX_NCFG] = {128, 64, 32}, fx_cfg_bn[FX_NCFG] = {128, 64, 32};
@@ -227,7 +231,7 @@ __device__ __forceinline__ void sgemm_tile_of(int t, int tiles_m, int tiles_n, i
 }
 
 template <class C, int OP, int EPI>
-__global__ void __launch_bounds__(C::THREADS) sgemm_kernel(const SgemmParams p)
+__global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS) sgemm_kernel(const SgemmParams p)
 {
     constexpr bool A_KC = OP != FX_TN; // A is M×K (NN, NT) or K×M (TN)
     constexpr bool B_KC = OP == FX_NT; // B is N×K (NT) or K×N (NN, TN)
