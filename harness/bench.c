@@ -782,17 +782,19 @@ int fx_cmd_bench(int argc, char **argv)
             if (!all[i]->hidden && strcmp(all[i]->name, "reference"))
                 sel[nsel++] = all[i];
     }
-    int nusable = 0;
+    /* unusable backends are left out, and said so once the arguments are known to be good */
+    const fx_backend *unusable[64];
+    int nusable = 0, nunusable = 0;
     for (int i = 0; i < nsel; i++) {
-        const char *why = sel[i]->unavailable ? sel[i]->unavailable() : NULL;
-        if (why)
-            fprintf(stderr, "fiftyx: bench: skipping backend %s: %s\n", sel[i]->name, why);
+        if (sel[i]->unavailable && sel[i]->unavailable())
+            unusable[nunusable++] = sel[i];
         else
             sel[nusable++] = sel[i];
     }
     nsel = nusable;
     if (!nsel)
-        fx_bad_input("bench: none of the requested backends can run here");
+        fx_bad_input("bench: none of the requested backends can run here (%s: %s)", unusable[0]->name,
+                     unusable[0]->unavailable());
 
     /* sizes: each item is a step size (4 dimensions) or a GEMM shape (1 or 3) */
     const char *step_sizes[MAX_SIZES], *gemm_sizes[MAX_SIZES];
@@ -860,6 +862,9 @@ int fx_cmd_bench(int argc, char **argv)
         fclose(af.fp);
         unlink(af.tmp);
     }
+
+    for (int i = 0; i < nunusable; i++)
+        fprintf(stderr, "fiftyx: bench: leaving out backend %s: %s\n", unusable[i]->name, unusable[i]->unavailable());
 
     static fx_bench_run run;
     run.argc = argc;
