@@ -177,6 +177,8 @@ static int launch(pers_state *st, int steps, fx_err *e)
         FX_CU(cudaMemsetAsync(st->bar.p, 0, sizeof(unsigned long long), st->st));
     void *args[] = {&prm};
     const void *fn = pl.hb == 1 ? (const void *)persistent_kernel<1> : (const void *)persistent_kernel<2>;
+    // The limit is per function; a plan made since (another size) may have lowered it.
+    FX_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)pl.smem));
     FX_CU(cudaLaunchCooperativeKernel(fn, dim3((unsigned)pl.blocks), dim3(FX_P_THREADS), args, pl.smem, st->st));
     FX_LAUNCHED("persistent_kernel");
     return 0;

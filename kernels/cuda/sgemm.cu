@@ -99,8 +99,13 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
     }
     if (split_env && *split_env)
         splits = atoi(split_env);
-    SgemmPlan p = cfg < 0 && splits <= 0 ? sgemm_choose(m, n, k, mach)
-                                         : sgemm_plan_for(cfg < 0 ? FX_CFG_SMALL : cfg, splits, m, n, k, mach);
+    SgemmPlan p;
+    if (cfg < 0 && splits <= 0)
+        p = sgemm_choose(m, n, k, mach);
+    else if (splits <= 0)
+        p = sgemm_best_for(cfg, m, n, k, mach, nullptr);
+    else
+        p = sgemm_plan_for(cfg < 0 ? FX_CFG_SMALL : cfg, splits, m, n, k);
     sgemm_plan_vectors(p, op, m, n, k, a, b, c, mask);
     *plan = p;
     return 0;

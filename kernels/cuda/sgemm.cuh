@@ -394,20 +394,13 @@ struct SgemmMachine {
 
 static inline long fx_cdiv(long a, long b) { return (a + b - 1) / b; }
 
-// A config with a forced split (splits ≤ 0: choose). Makes the split exact: no empty slice.
-static inline SgemmPlan sgemm_plan_for(int cfg, int splits, long m, long n, long k, const SgemmMachine &mach)
+// A config with a given number of K slices, made exact: K per slice rounded up to whole K tiles,
+// then as many slices as that needs (no empty slice).
+static inline SgemmPlan sgemm_plan_for(int cfg, int splits, long m, long n, long k)
 {
     SgemmPlan p = {};
     p.cfg = cfg;
     p.tiles = (int)(fx_cdiv(m, fx_cfg_bm[cfg]) * fx_cdiv(n, fx_cfg_bn[cfg]));
-    if (splits <= 0) {
-        // Enough slices to fill every resident-block slot of the GPU about twice, but keep at
-        // least 4 K tiles (64) per slice so that a slice amortises its partial-sum traffic.
-        const long slots = (long)mach.sms * mach.occupancy[cfg];
-        long s = p.tiles >= slots ? 1 : fx_cdiv(2 * slots, p.tiles);
-        const long by_k = fx_cdiv(k, 4 * FX_SGEMM_BK);
-        splits = (int)(s < by_k ? s : by_k);
-    }
     if (splits > FX_SGEMM_MAX_SPLITS)
         splits = FX_SGEMM_MAX_SPLITS;
     if (splits < 1)
@@ -418,10 +411,10 @@ static inline SgemmPlan sgemm_plan_for(int cfg, int splits, long m, long n, long
     return p;
 }
 
-// Estimated cost of a plan in SM-cycles of the busiest SM (a model to rank plans, not a
-// prediction): waves of blocks × a block's FMA time at its config's assumed efficiency, plus a
-// per-K-tile latency floor (a lone block cannot hide its load latency), plus split-K's partial
-// traffic and its second pass.
+// Estimated cost of a plan in cycles of the busiest SM (a model to rank plans, not a prediction):
+// waves of blocks × the FMA time of the blocks an SM runs at once (at the config's assumed
+// efficiency), plus a latency floor per K tile and wave (a lone block cannot hide its loads), plus
+// split-K's partial sums (written, re-read) and its ticket.
 static inline double sgemm_plan_cost(const SgemmPlan &p, long m, long n, const SgemmMachine &mach)
 {
     static const double fma_per_clk[FX_NCFG] = {0.80 * 128, 0.65 * 128, 0.40 * 128}; // per SM
@@ -429,26 +422,44 @@ static inline double sgemm_plan_cost(const SgemmPlan &p, long m, long n, const S
     const long blocks = (long)p.tiles * p.splits;
     const long slots = (long)mach.sms * mach.occupancy[p.cfg];
     const long waves = fx_cdiv(blocks, slots);
-    const long per_sm = blocks < mach.sms ? 1 : (blocks < slots ? fx_cdiv(blocks, mach.sms) : mach.occupancy[p.cfg]);
-    const double block_fma = (double)bm * bn * p.kchunk;
-    double cost = (double)waves * per_sm * block_fma / fma_per_clk[p.cfg];
-    cost += (double)waves * (p.kchunk / FX_SGEMM_BK) * 400.0; // ~latency of one K tile's loads
+    const long per_sm = blocks >= slots ? mach.occupancy[p.cfg] : fx_cdiv(blocks, mach.sms);
+    double cost = (double)waves * per_sm * ((double)bm * bn * p.kchunk) / fma_per_clk[p.cfg];
+    cost += (double)waves * (p.kchunk / FX_SGEMM_BK) * 400.0;
     if (p.splits > 1)
-        cost += 2000.0 + 2.0 * 4.0 * (double)p.splits * m * n / (mach.sms * 32.0); // write + re-read
+        cost += 2000.0 + 2.0 * 4.0 * (double)p.splits * m * n / (mach.sms * 32.0);
     return cost;
 }
 
-// The heuristic: every config with its own split choice, the cheapest by the model above.
-// Large squares land on 128x128 (e.g. 4096³: 1024 tiles); mid sizes where 128x128 tiles would
-// leave SMs idle on 64x64 (1024³: 256 tiles); skinny shapes on 32x32 with split-K (the tutorial's
-// 64x100x1000: 8 tiles × 16 slices of K = 64).
+// The best split of one config: every count from 1 up to one slice per 4 K tiles (and 64).
+static inline SgemmPlan sgemm_best_for(int cfg, long m, long n, long k, const SgemmMachine &mach, double *cost)
+{
+    SgemmPlan best = sgemm_plan_for(cfg, 1, m, n, k);
+    double best_cost = sgemm_plan_cost(best, m, n, mach);
+    const long max_splits = fx_cdiv(k, 4 * FX_SGEMM_BK) < FX_SGEMM_MAX_SPLITS ? fx_cdiv(k, 4 * FX_SGEMM_BK)
+                                                                              : FX_SGEMM_MAX_SPLITS;
+    for (int s = 2; s <= max_splits; s++) {
+        SgemmPlan p = sgemm_plan_for(cfg, s, m, n, k);
+        if (p.splits != s)
+            continue; // rounding made it another count, already seen
+        const double c = sgemm_plan_cost(p, m, n, mach);
+        if (c < best_cost)
+            best = p, best_cost = c;
+    }
+    if (cost)
+        *cost = best_cost;
+    return best;
+}
+
+// The heuristic: each config with its best split, the cheapest by the model above. It puts large
+// squares on 128x128 (4096³: 1024 tiles, no split), 1024³ on 128x128 with 2 K slices (64 tiles
+// alone would leave half the SMs idle), and skinny shapes on 32x32 with split-K (the tutorial's
+// 64x100x1000: 8 tiles × 16 slices of K = 64). kernels/cuda/emu prints the table.
 static inline SgemmPlan sgemm_choose(long m, long n, long k, const SgemmMachine &mach)
 {
-    SgemmPlan best = sgemm_plan_for(FX_CFG_SMALL, 0, m, n, k, mach);
-    double best_cost = sgemm_plan_cost(best, m, n, mach);
+    double best_cost, c;
+    SgemmPlan best = sgemm_best_for(FX_CFG_SMALL, m, n, k, mach, &best_cost);
     for (int cfg = FX_CFG_LARGE; cfg < FX_CFG_SMALL; cfg++) {
-        SgemmPlan p = sgemm_plan_for(cfg, 0, m, n, k, mach);
-        double c = sgemm_plan_cost(p, m, n, mach);
+        SgemmPlan p = sgemm_best_for(cfg, m, n, k, mach, &c);
         if (c < best_cost)
             best = p, best_cost = c;
     }

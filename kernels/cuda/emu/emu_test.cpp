@@ -1,0 +1,393 @@
+// emu_test.cpp — the CUDA kernels of kernels/cuda/, compiled for the CPU (cuda_emu.h) and checked
+// against double-precision references: SGEMM (every config, op, epilogue, split-K, unaligned
+// operands, the check suite's shapes), the loss kernel, and the persistent whole-loop kernel
+// (both barriers, both reductions, 1 and 2 hidden units per block, x partly outside shared memory).
+// Thread orders forward, reverse and random must all pass. Run by kernels/cuda/emu/run (no GPU needed).
+//
+// What passing means: the index math, bounds, barrier placement and cross-block protocols are right
+// for these sizes. What it does not mean: anything about timing, the memory model, or nvcc's code.
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+#include "../elementwise.cuh"
+#include "../persistent.cuh"
+#include "../sgemm.cuh"
+
+using namespace fx;
+
+static int failures, passes;
+static std::mt19937_64 gen(7);
+
+static float randn()
+{
+    static std::normal_distribution<float> d(0.f, 1.f);
+    return d(gen);
+}
+
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("FAIL  " __VA_ARGS__);                                                          \
+            printf("\n");                                                                          \
+            failures++;                                                                            \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+// ---- SGEMM ------------------------------------------------------------------------------------
+
+template <class C>
+static void launch_sgemm(fx_op op, fx_epilogue epi, const SgemmParams &p, const SgemmPlan &pl)
+{
+    std::function<void()> body;
+#define EMU_CASE(O, E)                                                                             \
+    if (op == O && epi == E)                                                                       \
+        body = [p] { sgemm_kernel<C, O, E>(p); };
+    EMU_CASE(FX_NN, FX_EPI_STORE) EMU_CASE(FX_NN, FX_EPI_RELU_MASK) EMU_CASE(FX_NN, FX_EPI_MASK)
+    EMU_CASE(FX_NN, FX_EPI_SGD) EMU_CASE(FX_NT, FX_EPI_STORE) EMU_CASE(FX_NT, FX_EPI_RELU_MASK)
+    EMU_CASE(FX_NT, FX_EPI_MASK) EMU_CASE(FX_NT, FX_EPI_SGD) EMU_CASE(FX_TN, FX_EPI_STORE)
+    EMU_CASE(FX_TN, FX_EPI_RELU_MASK) EMU_CASE(FX_TN, FX_EPI_MASK) EMU_CASE(FX_TN, FX_EPI_SGD)
+#undef EMU_CASE
+    emu::launch(dim3(pl.tiles, pl.splits), dim3(C::THREADS), 0, false, body);
+}
+
+static const SgemmMachine H200 = {132, {1, 4, 8}};
+
+// One case: cfg (or -1: the heuristic), splits (≤ 0: the plan's choice), misalign: operands offset
+// by one float so the 16-byte paths are off.
+static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg, int splits, bool misalign)
+{
+    std::vector<float> a(m * k + 4), b(k * n + 4), c(m * n + 4), c0(m * n);
+    std::vector<uint8_t> mask(m * n + 4), mask_in(m * n);
+    const int off = misalign ? 1 : 0;
+    float *A = a.data() + off, *B = b.data() + off, *Cp = c.data() + off;
+    for (long i = 0; i < m * k; i++)
+        A[i] = randn();
+    for (long i = 0; i < k * n; i++)
+        B[i] = randn();
+    for (float &v : c)
+        v = 12345.f; // guards around C
+    for (uint8_t &v : mask)
+        v = 0x5A;
+    for (long i = 0; i < m * n; i++) {
+        c0[i] = randn();
+        mask_in[i] = gen() & 1;
+        Cp[i] = epi == FX_EPI_SGD ? c0[i] : NAN;
+        mask[i] = epi == FX_EPI_MASK ? mask_in[i] : 0xAA;
+    }
+    SgemmPlan pl = cfg < 0 ? sgemm_choose(m, n, k, H200) : sgemm_plan_for(cfg, splits, m, n, k);
+    sgemm_plan_vectors(pl, op, m, n, k, A, B, Cp, mask.data());
+    std::vector<float> ws(pl.ws_floats + 4, NAN);
+    std::vector<int> counters(pl.tiles, 0);
+    const float lr = 0.5f;
+    fx_gemm_args g = {op, epi, m, n, k, A, B, Cp, mask.data(), lr};
+    SgemmParams p = sgemm_params(pl, g, ws.data(), counters.data());
+    switch (pl.cfg) {
+    case FX_CFG_LARGE: launch_sgemm<CfgLarge>(op, epi, p, pl); break;
+    case FX_CFG_MID: launch_sgemm<CfgMid>(op, epi, p, pl); break;
+    default: launch_sgemm<CfgSmall>(op, epi, p, pl); break;
+    }
+    static const char *on[] = {"nn", "nt", "tn"}, *en[] = {"store", "relu_mask", "mask", "sgd"};
+    char what[160];
+    snprintf(what, sizeof what, "sgemm %s %s %ldx%ldx%ld cfg %s split %d (%d) vec %d%d%d", on[op], en[epi], m, n, k,
+             fx_cfg_name[pl.cfg], pl.splits, pl.kchunk, pl.vec_a, pl.vec_b, pl.vec_c);
+    for (int t = 0; t < pl.tiles; t++)
+        EXPECT(counters[t] == 0, "%s: split-K ticket of tile %d left at %d", what, t, counters[t]);
+    for (int i = 0; i < 4 - off; i++)
+        EXPECT(Cp[m * n + i] == 12345.f && mask[m * n + i] == 0x5A, "%s: wrote past the end of C or mask", what);
+    if (off)
+        EXPECT(c[0] == 12345.f, "%s: wrote before C", what);
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            double acc = 0, mag = 0;
+            for (long q = 0; q < k; q++) {
+                const double av = op == FX_TN ? A[q * m + i] : A[i * k + q];
+                const double bv = op == FX_NT ? B[j * k + q] : B[q * n + j];
+                acc += av * bv;
+                mag += fabs(av * bv);
+            }
+            const double tol = k * FLT_EPSILON * mag + FLT_MIN;
+            const long x = i * n + j;
+            const float got = Cp[x];
+            EXPECT(std::isfinite(got), "%s: C[%ld,%ld] = %g", what, i, j, got);
+            double want = acc, etol = tol;
+            if (epi == FX_EPI_RELU_MASK) {
+                EXPECT(mask[x] == 0 || mask[x] == 1, "%s: mask[%ld,%ld] = %d", what, i, j, mask[x]);
+                EXPECT(!((acc > tol && !mask[x]) || (acc < -tol && mask[x])), "%s: mask[%ld,%ld] wrong", what, i, j);
+                EXPECT(mask[x] || got == 0.f, "%s: C[%ld,%ld] nonzero under mask 0", what, i, j);
+                want = acc > 0 ? acc : 0;
+            } else if (epi == FX_EPI_MASK) {
+                if (!mask_in[x]) {
+                    EXPECT(got == 0.f, "%s: C[%ld,%ld] = %g masked out", what, i, j, got);
+                    continue;
+                }
+            } else if (epi == FX_EPI_SGD) {
+                want = c0[x] - (double)lr * acc;
+                etol = lr * tol + 2.0 * FLT_EPSILON * (fabs(c0[x]) + fabs(lr * acc)) + FLT_MIN;
+            }
+            EXPECT(fabs(got - want) <= etol, "%s: C[%ld,%ld] = %.9g, want %.9g (tol %.3g)", what, i, j, got, want,
+                   etol);
+        }
+    passes++;
+}
+
+static const long shapes[][3] = {
+    {1, 1, 1},       {1, 1, 7},      {7, 1, 1},       {1, 9, 1},      {2, 3, 4},
+    {7, 13, 29},     {13, 7, 31},    {17, 19, 23},    {31, 37, 41},   {61, 67, 71},
+    {64, 100, 1000}, {64, 10, 100},  {100, 10, 64},   {64, 100, 10},  {1000, 100, 64},
+    {33, 65, 17},    {127, 129, 67}, {255, 257, 3},   {5, 300, 511},  {300, 5, 257},
+    {96, 96, 96},    {128, 128, 128}, {129, 127, 385}, {47, 513, 15},  {1, 1000, 33},
+    {1000, 1, 33},   {65, 1, 1000},  {16, 16, 1},     {257, 31, 2},   {97, 211, 389},
+    {1030, 40, 70},  {40, 1029, 50}, {50, 60, 1100},  {256, 256, 256}, {1024, 96, 48},
+};
+static const int nshapes = sizeof shapes / sizeof shapes[0];
+
+static void test_sgemm(bool quick)
+{
+    const fx_op ops[] = {FX_NN, FX_NT, FX_TN};
+    // STORE on every shape, every op, every config with its own split, and the heuristic's plan.
+    for (int s = 0; s < nshapes; s++) {
+        const long *sh = shapes[s];
+        if (quick && sh[0] * sh[1] * sh[2] > 2000000)
+            continue;
+        for (fx_op op : ops) {
+            gemm_case(op, FX_EPI_STORE, sh[0], sh[1], sh[2], -1, 0, false);
+            for (int cfg = 0; cfg < FX_NCFG; cfg++)
+                gemm_case(op, FX_EPI_STORE, sh[0], sh[1], sh[2], cfg, 1, false);
+        }
+    }
+    // Every epilogue, op and config, with and without split-K, aligned and not, on smaller shapes.
+    const long small[][3] = {{1, 1, 1}, {7, 13, 29}, {33, 65, 17}, {64, 100, 1000}, {100, 10, 64}, {64, 100, 10},
+                             {129, 127, 385}, {255, 257, 3}, {16, 16, 64}};
+    for (auto &sh : small)
+        for (fx_op op : ops)
+            for (int epi = 0; epi < 4; epi++)
+                for (int cfg = 0; cfg < FX_NCFG; cfg++)
+                    for (int splits : {1, 3, 7})
+                        for (bool mis : {false, true}) {
+                            if (quick && (mis || splits == 3) && cfg != FX_CFG_SMALL)
+                                continue;
+                            gemm_case(op, (fx_epilogue)epi, sh[0], sh[1], sh[2], cfg, splits, mis);
+                        }
+}
+
+static void print_plans()
+{
+    const long sz[][3] = {{64, 100, 1000}, {64, 10, 100}, {64, 100, 10}, {100, 10, 64}, {1000, 100, 64},
+                          {1024, 1024, 1024}, {4096, 4096, 4096}, {1024, 4096, 4096}, {1024, 1024, 4096},
+                          {4096, 4096, 1024}, {4096, 1024, 1024}, {2048, 2048, 2048}, {256, 256, 256}};
+    printf("plans (132 SMs; occupancy 1/4/8 blocks per SM as ptxas reports):\n");
+    for (auto &s : sz) {
+        SgemmPlan p = sgemm_choose(s[0], s[1], s[2], H200);
+        printf("  %5ldx%5ldx%5ld  %-8s tiles %5d  splits %2d  kchunk %5d\n", s[0], s[1], s[2], fx_cfg_name[p.cfg],
+               p.tiles, p.splits, p.kchunk);
+    }
+}
+
+// ---- loss kernel --------------------------------------------------------------------------------
+
+static void test_loss()
+{
+    for (long n : {1L, 7L, 640L, 1000L, 4097L, 100003L}) {
+        std::vector<float> yp(n), y(n), g(n, NAN);
+        for (long i = 0; i < n; i++)
+            yp[i] = 30 * randn(), y[i] = randn();
+        std::vector<double> partials(FX_LOSS_MAX_BLOCKS, NAN), loss(3, NAN);
+        unsigned ticket = 0;
+        int step = 1;
+        double got[2];
+        for (int rep = 0; rep < 2; rep++) {
+            LossGradParams p = {n, yp.data(), y.data(), g.data(), partials.data(), &ticket, loss.data(), &step};
+            emu::launch(dim3(loss_grad_blocks(n)), dim3(FX_EW_THREADS), 0, false, [p] { loss_grad_kernel(p); });
+            got[rep] = loss[1 + rep];
+        }
+        double want = 0;
+        for (long i = 0; i < n; i++) {
+            const double d = (double)yp[i] - y[i];
+            want += d * d;
+            EXPECT(fabs(g[i] - 2 * d) <= 2 * FLT_EPSILON * fabs(d) + FLT_MIN, "loss_grad n=%ld: g[%ld]", n, i);
+        }
+        EXPECT(step == 3 && ticket == 0, "loss_grad n=%ld: step %d ticket %u", n, step, ticket);
+        EXPECT(fabs(got[0] - want) <= (n + 2) * FLT_EPSILON * want, "loss_grad n=%ld: %.9g vs %.9g", n, got[0], want);
+        EXPECT(memcmp(&got[0], &got[1], sizeof(double)) == 0, "loss_grad n=%ld: not reproducible", n);
+        passes++;
+    }
+}
+
+// ---- persistent kernel ------------------------------------------------------------------------------
+
+// The tutorial's loop in double: losses[steps], final w1, w2.
+static void ref_loop(int N, int Din, int H, int Dout, double lr, int steps, const std::vector<float> &x,
+                     const std::vector<float> &y, std::vector<double> &w1, std::vector<double> &w2,
+                     std::vector<double> &losses)
+{
+    std::vector<double> h(N * H), hr(N * H), yp(N * Dout), g(N * Dout), gh(N * H);
+    for (int t = 0; t < steps; t++) {
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < H; j++) {
+                double s = 0;
+                for (int k = 0; k < Din; k++)
+                    s += x[n * Din + k] * w1[k * H + j];
+                h[n * H + j] = s;
+                hr[n * H + j] = s > 0 ? s : 0;
+            }
+        double loss = 0;
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < Dout; o++) {
+                double s = 0;
+                for (int j = 0; j < H; j++)
+                    s += hr[n * H + j] * w2[j * Dout + o];
+                const double d = s - y[n * Dout + o];
+                loss += d * d;
+                g[n * Dout + o] = 2 * d;
+            }
+        losses[t] = loss;
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < H; j++) {
+                double s = 0;
+                for (int o = 0; o < Dout; o++)
+                    s += g[n * Dout + o] * w2[j * Dout + o];
+                gh[n * H + j] = h[n * H + j] < 0 ? 0 : s;
+            }
+        for (int j = 0; j < H; j++)
+            for (int o = 0; o < Dout; o++) {
+                double s = 0;
+                for (int n = 0; n < N; n++)
+                    s += hr[n * H + j] * g[n * Dout + o];
+                w2[j * Dout + o] -= lr * s;
+            }
+        for (int k = 0; k < Din; k++)
+            for (int j = 0; j < H; j++) {
+                double s = 0;
+                for (int n = 0; n < N; n++)
+                    s += x[n * Din + k] * gh[n * H + j];
+                w1[k * H + j] -= lr * s;
+            }
+    }
+}
+
+struct PersRun {
+    std::vector<double> losses;
+    std::vector<float> w1, w2;
+};
+
+static PersRun pers_run(int N, int Din, int H, int Dout, float lr, int steps, const std::vector<float> &x,
+                        const std::vector<float> &y, const std::vector<float> &w1, const std::vector<float> &w2,
+                        int hb, int ks, int one_barrier, int sync_mode, int launches)
+{
+    PersRun r;
+    r.w1 = w1, r.w2 = w2;
+    const int P = (H + hb - 1) / hb;
+    std::vector<float> part(2 * P * N * Dout, NAN), gbuf(N * Dout, NAN);
+    std::vector<double> lp(2 * P, NAN), losses(steps, NAN);
+    unsigned long long bar = 0;
+    PersistentParams p;
+    p.x = x.data(), p.y = y.data(), p.w1 = r.w1.data(), p.w2 = r.w2.data();
+    p.part = part.data(), p.gbuf = gbuf.data(), p.lp = lp.data(), p.bar = &bar;
+    p.n = N, p.din = Din, p.h = H, p.dout = Dout, p.ks = ks, p.dinp = fx_p_dinp(Din);
+    p.one_barrier = one_barrier, p.sync_mode = sync_mode, p.lr = lr;
+    const size_t smem = fx_p_layout(N, ks, hb, Dout, Din).total;
+    int done = 0;
+    for (int l = 0; l < launches; l++) { // the run split over several launches, like run() chunks
+        const int n = l + 1 == launches ? steps - done : steps / launches;
+        p.steps = n;
+        p.losses = losses.data() + done;
+        bar = 0;
+        if (hb == 1)
+            emu::launch(dim3(P), dim3(FX_P_THREADS), smem, true, [p] { persistent_kernel<1>(p); });
+        else
+            emu::launch(dim3(P), dim3(FX_P_THREADS), smem, true, [p] { persistent_kernel<2>(p); });
+        done += n;
+    }
+    r.losses = losses;
+    return r;
+}
+
+static double rel_frob(const std::vector<float> &got, const std::vector<double> &want)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); i++)
+        num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static void pers_case(int N, int Din, int H, int Dout, float lr, int steps, int hb, int ks, int one_barrier,
+                      int sync_mode, int launches)
+{
+    std::vector<float> x(N * Din), y(N * Dout), w1(Din * H), w2(H * Dout);
+    for (auto &v : x) v = randn();
+    for (auto &v : y) v = randn();
+    for (auto &v : w1) v = randn();
+    for (auto &v : w2) v = randn();
+    std::vector<double> rw1(w1.begin(), w1.end()), rw2(w2.begin(), w2.end()), rl(steps);
+    ref_loop(N, Din, H, Dout, lr, steps, x, y, rw1, rw2, rl);
+    PersRun r = pers_run(N, Din, H, Dout, lr, steps, x, y, w1, w2, hb, ks, one_barrier, sync_mode, launches);
+    char what[160];
+    snprintf(what, sizeof what, "persistent %dx%dx%dx%d hb %d ks %d %s-barrier %s launches %d order %d", N, Din, H,
+             Dout, hb, ks, one_barrier ? "one" : "two", sync_mode ? "flags" : "coop", launches, emu::order_mode);
+    for (int t = 0; t < steps; t++)
+        EXPECT(fabs(r.losses[t] - rl[t]) <= 1e-4 * fabs(rl[t]) + 1e-30, "%s: loss[%d] = %.9g, want %.9g", what, t,
+               r.losses[t], rl[t]);
+    const double e1 = rel_frob(r.w1, rw1), e2 = rel_frob(r.w2, rw2);
+    EXPECT(e1 <= 1e-4 && e2 <= 1e-4, "%s: weights rel err %.3g %.3g", what, e1, e2);
+    // same inputs, other configuration of the same math: bitwise-identical losses on a rerun
+    PersRun r2 = pers_run(N, Din, H, Dout, lr, steps, x, y, w1, w2, hb, ks, one_barrier, sync_mode, launches);
+    EXPECT(memcmp(r.losses.data(), r2.losses.data(), steps * sizeof(double)) == 0, "%s: not reproducible", what);
+    passes++;
+}
+
+static void pers_hand_step()
+{
+    // check_loop.c's hand-worked 2x3x2x1 step: losses 8 then 25, exact weights
+    const std::vector<float> x = {1, 2, 0, 0, 1, -1}, y = {1, 1}, w1 = {1, -2, 0, 1, 2, 0}, w2 = {3, -1};
+    const float w1_want[] = {-5, 0, -12, 3, 2, 2}, w2_want[] = {1, 1};
+    for (int hb = 1; hb <= 2; hb++)
+        for (int ob = 0; ob < 2; ob++) {
+            PersRun r = pers_run(2, 3, 2, 1, 0.5f, 2, x, y, w1, w2, hb, 3, ob, 0, 1);
+            EXPECT(r.losses[0] == 8 && r.losses[1] == 25, "persistent hand step hb %d: losses %g %g", hb, r.losses[0],
+                   r.losses[1]);
+            PersRun r1 = pers_run(2, 3, 2, 1, 0.5f, 1, x, y, w1, w2, hb, 3, ob, 0, 1);
+            EXPECT(!memcmp(r1.w1.data(), w1_want, sizeof w1_want) && !memcmp(r1.w2.data(), w2_want, sizeof w2_want),
+                   "persistent hand step hb %d: weights (w1[0][1] = %g)", hb, r1.w1[1]);
+            passes++;
+        }
+}
+
+static void test_persistent(bool quick)
+{
+    emu::stack_bytes = 32 * 1024;
+    pers_hand_step();
+    //        N   Din  H  Dout  lr    steps hb  ks  one sync launches
+    pers_case(37, 203, 13, 7, 1e-5f, 12, 1, 203, 0, 0, 1);
+    pers_case(37, 203, 13, 7, 1e-5f, 12, 1, 64, 1, 1, 2);  // x partly from global; one barrier; flags
+    pers_case(37, 203, 13, 7, 1e-5f, 12, 2, 0, 0, 1, 1);   // x all from global; 2 units per block
+    pers_case(64, 1000, 7, 10, 1e-6f, 6, 2, 512, 1, 0, 3); // tutorial widths, odd H, three launches
+    if (!quick) {
+        pers_case(64, 1000, 12, 10, 1e-6f, 8, 1, 992, 0, 1, 1);
+        pers_case(1, 1, 1, 1, 1e-2f, 20, 1, 1, 0, 0, 1);
+        pers_case(1, 1, 1, 1, 1e-2f, 20, 2, 0, 1, 1, 2);
+        pers_case(5, 300, 9, 40, 1e-5f, 10, 2, 288, 0, 0, 1); // N·D_out over the block count
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+    print_plans();
+    for (int order : {0, 1, 2}) {
+        emu::order_mode = order;
+        emu::stack_bytes = 64 * 1024;
+        const int before = failures;
+        test_loss();
+        test_sgemm(quick || order != 0); // every shape once, the rest in all three orders
+        test_persistent(quick && order != 0);
+        printf("order %s: %s\n", order == 0 ? "forward" : order == 1 ? "reverse" : "random",
+               failures == before ? "ok" : "FAILED");
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", passes, failures);
+    return failures ? 1 : 0;
+}
