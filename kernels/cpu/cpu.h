@@ -84,9 +84,9 @@ fx_cpu_gemm fx_cpu_gemm_from_args(const fx_gemm_args *g);
 /* Whole GEMM, on `threads` OpenMP threads (fewer when it is too small to pay for them). */
 int fx_cpu_gemm_run(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threads, fx_err *e);
 
-/* Thread `tid`'s share of a GEMM split `threads` ways, for callers already inside a parallel
- * region (the training step). g->work must be set if it is needed (fx_cpu_gemm_needs_work). */
-int fx_cpu_gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int tid, int threads);
+/* Whole GEMM on the calling thread alone, for callers that share out the work themselves (the
+ * training step, inside its parallel region). g->work must be set if fx_cpu_gemm_needs_work. */
+int fx_cpu_gemm_one(const fx_cpu_isa *isa, const fx_cpu_gemm *g);
 int fx_cpu_gemm_needs_work(const fx_cpu_isa *isa, const fx_cpu_gemm *g);
 
 /* How many of `threads` a GEMM of this size is worth. */

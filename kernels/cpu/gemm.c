@@ -1,15 +1,18 @@
 /* gemm.c — the one GEMM loop nest of the CPU backend (see cpu.h for the five loops).
  *
- * Whatever the op and the epilogue, a GEMM goes through fx_cpu_gemm_part: the epilogue is a
- * field of the tile handed to the micro-kernel, applied to the last K block of each tile while
- * it is still in registers. Threads each take a rectangle of C (a grid chosen so that every
- * thread has about the same number of tiles) and run the loop nest on it with their own pack
- * buffers: no barrier inside a GEMM, so the training step can call it inside its own parallel
- * region. Operands that fit in cache are used where they lie (BLIS's "sup" path: the tutorial's
- * GEMMs never pack); larger ones are packed into micro-panels. */
+ * Whatever the op and the epilogue, a GEMM goes through gemm_part: the epilogue is a field of
+ * the tile handed to the micro-kernel, applied to the last K block of each tile while it is
+ * still in registers. Threads each take a rectangle of C (a grid chosen so that every thread
+ * has about the same number of tiles) and run the loop nest on it; when they all cover every
+ * row, they pack each A block together (a stretch each, two barriers) and each packs its own B.
+ * The training step shares out its work itself and calls fx_cpu_gemm_one, which never meets a
+ * barrier. Operands that fit in cache are used where they lie (BLIS's "sup" path: the
+ * tutorial's GEMMs never pack); larger ones are packed into micro-panels. */
 #include <omp.h>
+#ifdef __SSE2__
+#include <xmmintrin.h>
+#endif
 #include <stdlib.h>
-#include <string.h>
 #include "cpu.h"
 
 int fx_cpu_threads(void)
@@ -53,54 +56,108 @@ static float *grow(float **buf, size_t *cap, size_t floats)
     return *buf;
 }
 
-/* A(i0.., p0..) → micro-panels of MR rows, k-major: dst[panel][k][r], rows past m zero. */
-static void pack_a(float *dst, const fx_cpu_gemm *g, long i0, long m, long p0, long kc, int MR)
+/* dst[k][r] = src[r·rs + k] for r < MR (a multiple of 4), k < kc: the rows of a full panel of
+ * row-major A are read 16 floats (a cache line) at a time, all MR of them interleaved, so that
+ * their lines are fetched together rather than one row's after another's; with SSE, in 4×4
+ * blocks (SSE2 is part of x86-64). */
+static void transpose_rows(float *dst, const float *src, long rs, int MR, long kc)
 {
-    for (long ir = 0; ir < m; ir += MR, dst += MR * kc) {
-        long mr = min_l(MR, m - ir);
-        const float *src = g->a + (i0 + ir) * g->a_rs + p0 * g->a_cs;
-        if (g->a_rs == 1) { /* TN: MR consecutive floats per k */
-            for (long k = 0; k < kc; k++) {
-                memcpy(dst + k * MR, src + k * g->a_cs, (size_t)mr * sizeof(float));
-                for (long r = mr; r < MR; r++)
-                    dst[k * MR + r] = 0.0f;
+    for (long k0 = 0; k0 < kc; k0 += 16) {
+        long kn = min_l(16, kc - k0);
+        for (int r = 0; r < MR; r += 4) {
+            const float *p = src + r * rs + k0;
+            for (int q = 0; q < 4; q++)
+                __builtin_prefetch(p + q * rs + 64);
+            long k = 0;
+#ifdef __SSE2__
+            for (; k + 4 <= kn; k += 4) {
+                __m128 x0 = _mm_loadu_ps(p + k), x1 = _mm_loadu_ps(p + rs + k);
+                __m128 x2 = _mm_loadu_ps(p + 2 * rs + k), x3 = _mm_loadu_ps(p + 3 * rs + k);
+                _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+                float *d = dst + (k0 + k) * MR + r;
+                _mm_storeu_ps(d, x0);
+                _mm_storeu_ps(d + MR, x1);
+                _mm_storeu_ps(d + 2 * MR, x2);
+                _mm_storeu_ps(d + 3 * MR, x3);
             }
-        } else {
-            for (long r = 0; r < MR; r++) {
-                const float *row = src + r * g->a_rs;
-                if (r < mr)
-                    for (long k = 0; k < kc; k++)
-                        dst[k * MR + r] = row[k * g->a_cs];
-                else
-                    for (long k = 0; k < kc; k++)
-                        dst[k * MR + r] = 0.0f;
-            }
+#endif
+            for (; k < kn; k++)
+                for (int q = 0; q < 4; q++)
+                    dst[(k0 + k) * MR + r + q] = p[q * rs + k];
         }
     }
 }
 
-/* B(p0.., j0..) → micro-panels of NR columns, k-major: dst[panel][k][j], columns past n zero. */
+/* A(i0.., p0..) → micro-panels of MR rows, k-major: dst[panel][k][r], rows past m zero; only
+ * panels [first_panel, end_panel) (threads that share A pack a stretch each).
+ * Row-major A (NN, NT) is transposed here (transpose_rows for full panels). */
+static void pack_a(float *dst, const fx_cpu_gemm *g, long i0, long m, long p0, long kc, int MR,
+                   long first_panel, long end_panel)
+{
+    const long rs = g->a_rs, cs = g->a_cs;
+    dst += first_panel * MR * kc;
+    for (long ir = first_panel * MR; ir < m && ir < end_panel * MR; ir += MR, dst += MR * kc) {
+        long mr = min_l(MR, m - ir);
+        const float *src = g->a + (i0 + ir) * rs + p0 * cs;
+        if (rs == 1) { /* TN: MR consecutive floats per k */
+            for (long k = 0; k < kc; k++) {
+                long r = 0;
+                for (; r < mr; r++)
+                    dst[k * MR + r] = src[k * cs + r];
+                for (; r < MR; r++)
+                    dst[k * MR + r] = 0.0f;
+            }
+            continue;
+        }
+        if (cs == 1 && mr == MR && MR % 4 == 0) {
+            transpose_rows(dst, src, rs, MR, kc);
+            continue;
+        }
+        for (long r = 0; r < MR; r++) {
+            const float *row = src + r * rs;
+            if (r >= mr) {
+                for (long k = 0; k < kc; k++)
+                    dst[k * MR + r] = 0.0f;
+                continue;
+            }
+            for (long k = 0; k < kc; k++)
+                dst[k * MR + r] = row[k * cs];
+        }
+    }
+}
+
+/* B(p0.., j0..) → micro-panels of NR columns, k-major: dst[panel][k][j], columns past n zero.
+ * Row-major B (NN, TN) is read one row at a time across all the panels of the block. */
 static void pack_b(float *dst, const fx_cpu_gemm *g, long p0, long kc, long j0, long n, int NR)
 {
-    for (long jr = 0; jr < n; jr += NR, dst += NR * kc) {
-        long nr = min_l(NR, n - jr);
-        const float *src = g->b + p0 * g->b_rs + (j0 + jr) * g->b_cs;
-        if (g->b_cs == 1) {
-            for (long k = 0; k < kc; k++) {
-                memcpy(dst + k * NR, src + k * g->b_rs, (size_t)nr * sizeof(float));
-                for (long j = nr; j < NR; j++)
+    const long rs = g->b_rs, cs = g->b_cs, panels = cdiv(n, NR);
+    if (cs == 1) {
+        for (long k = 0; k < kc; k++) {
+            const float *row = g->b + (p0 + k) * rs + j0;
+            if (k + 8 < kc) /* rows of B are far apart: fetch ahead, no prefetcher follows */
+                for (long q = 0; q < n; q += 16)
+                    __builtin_prefetch(row + 8 * rs + q);
+            for (long q = 0; q < panels; q++) {
+                float *d = dst + q * NR * kc + k * NR;
+                long nr = min_l(NR, n - q * NR), j = 0;
+                for (; j < nr; j++)
+                    d[j] = row[q * NR + j];
+                for (; j < NR; j++)
+                    d[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (long q = 0; q < panels; q++, dst += NR * kc) { /* NT: B's rows are contiguous in k */
+        long nr = min_l(NR, n - q * NR);
+        for (long j = 0; j < NR; j++) {
+            const float *col = g->b + p0 * rs + (j0 + q * NR + j) * cs;
+            if (j < nr)
+                for (long k = 0; k < kc; k++)
+                    dst[k * NR + j] = col[k * rs];
+            else
+                for (long k = 0; k < kc; k++)
                     dst[k * NR + j] = 0.0f;
-            }
-        } else { /* NT: walk B's rows (contiguous in k), write columns of the panel */
-            for (long j = 0; j < NR; j++) {
-                const float *col = src + j * g->b_cs;
-                if (j < nr)
-                    for (long k = 0; k < kc; k++)
-                        dst[k * NR + j] = col[k * g->b_rs];
-                else
-                    for (long k = 0; k < kc; k++)
-                        dst[k * NR + j] = 0.0f;
-            }
         }
     }
 }
@@ -118,37 +175,58 @@ int fx_cpu_gemm_threads(const fx_cpu_gemm *g, int threads)
     return threads < worth ? threads : (int)worth;
 }
 
-/* Thread tid's rectangle of C: a tm×tn grid over MR×NR tiles, with tm·tn = threads chosen to
- * minimise the largest share (ties: split N, so that threads share A and own their B). */
-static void rectangle(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int tid, int threads, long *m0,
-                      long *m1, long *n0, long *n1)
+/* How a GEMM is cut and what is packed: the same for every thread of a team. */
+typedef struct {
+    int tm, tn;       /* threads as a tm×tn grid over the MR×NR tiles of C */
+    long mt, nt;      /* tiles */
+    long kc, nk;      /* K blocks */
+    long mc, nc;      /* row and column blocks (of one thread's rectangle) */
+    int packa, packb;
+    int share_a;      /* the team packs each A block together and all use it */
+} plan;
+
+static plan make_plan(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threads, int can_share)
 {
-    long mt = cdiv(g->m, isa->mr), nt = cdiv(g->n, isa->nr);
-    int tm = 1, tn = threads;
+    plan P = {.tm = 1, .tn = threads, .mt = cdiv(g->m, isa->mr), .nt = cdiv(g->n, isa->nr)};
+    /* the grid that minimises the largest share; ties split N, so threads share A, own B */
     long best = -1;
-    for (int d = 1; d <= threads; d++) {
-        if (threads % d)
-            continue;
-        long share = cdiv(mt, d) * cdiv(nt, threads / d);
-        if (best < 0 || share < best) {
-            best = share;
-            tm = d;
-            tn = threads / d;
+    for (int d = 1; d <= threads; d++)
+        if (threads % d == 0) {
+            long share = cdiv(P.mt, d) * cdiv(P.nt, threads / d);
+            if (best < 0 || share < best) {
+                best = share;
+                P.tm = d;
+                P.tn = threads / d;
+            }
         }
-    }
-    int ti = tid / tn, tj = tid % tn;
-    *m0 = min_l(g->m, mt * ti / tm * isa->mr);
-    *m1 = min_l(g->m, mt * (ti + 1) / tm * isa->mr);
-    *n0 = min_l(g->n, nt * tj / tn * isa->nr);
-    *n1 = min_l(g->n, nt * (tj + 1) / tn * isa->nr);
+    /* K in blocks of at most KC, all about the same length (no thin last block) */
+    P.nk = cdiv(g->k, isa->kc);
+    P.kc = cdiv(g->k, P.nk);
+    /* Pack an operand when it is re-used often enough (by pack_reuse rows or columns of C) and is
+     * big enough (pack_bytes or more of a thread's part) for in-place reads to fall out of L1 and
+     * the TLB; B also when its columns are not contiguous (the micro-kernel loads rows of B as
+     * vectors). What stays unpacked is read where it lies, MR rows of A by their own strides. */
+    long m_part = min_l(g->m, cdiv(P.mt, P.tm) * isa->mr), n_part = min_l(g->n, cdiv(P.nt, P.tn) * isa->nr);
+    double a_bytes = (double)m_part * (double)g->k * sizeof(float);
+    double b_bytes = (double)n_part * (double)g->k * sizeof(float);
+    P.packa = a_bytes >= (double)isa->pack_bytes && n_part >= isa->pack_reuse;
+    P.packb = g->b_cs != 1 || (b_bytes >= (double)isa->pack_bytes && m_part >= isa->pack_reuse);
+    /* Threads that all have every row (one grid row, none idle) pack A once between them
+     * instead of each packing all of it. */
+    P.share_a = can_share && P.packa && threads > 1 && P.tm == 1 && P.nt >= threads;
+    P.mc = P.packa ? isa->mc : g->m;
+    P.nc = P.packb ? isa->nc : g->n;
+    return P;
 }
 
-/* K in blocks of at most KC, all about the same length (no thin last block). */
-static long k_blocks(const fx_cpu_isa *isa, long k, long *kc)
+static void rectangle(const fx_cpu_isa *isa, const fx_cpu_gemm *g, const plan *P, int tid, long *m0,
+                      long *m1, long *n0, long *n1)
 {
-    long nk = cdiv(k, isa->kc);
-    *kc = cdiv(k, nk);
-    return nk;
+    int ti = tid / P->tn, tj = tid % P->tn;
+    *m0 = min_l(g->m, P->mt * ti / P->tm * isa->mr);
+    *m1 = min_l(g->m, P->mt * (ti + 1) / P->tm * isa->mr);
+    *n0 = min_l(g->n, P->nt * tj / P->tn * isa->nr);
+    *n1 = min_l(g->n, P->nt * (tj + 1) / P->tn * isa->nr);
 }
 
 int fx_cpu_gemm_needs_work(const fx_cpu_isa *isa, const fx_cpu_gemm *g)
@@ -158,32 +236,21 @@ int fx_cpu_gemm_needs_work(const fx_cpu_isa *isa, const fx_cpu_gemm *g)
 
 /* ---- the loop nest ---- */
 
-int fx_cpu_gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int tid, int threads)
+/* Thread tid's share of the GEMM. shared_a: the team's A buffer when P->share_a (then every
+ * thread of the team must call this, and meets the others at two barriers per A block). */
+static int gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, const plan *P, int tid, int threads,
+                     float *shared_a)
 {
     long m0, m1, n0, n1;
-    rectangle(isa, g, tid, threads, &m0, &m1, &n0, &n1);
+    rectangle(isa, g, P, tid, &m0, &m1, &n0, &n1);
     if (m0 >= m1 || n0 >= n1)
-        return 0;
+        return 0; /* never with share_a: every thread has a column of tiles */
     const int MR = isa->mr, NR = isa->nr;
-    long kc_max, nk = k_blocks(isa, g->k, &kc_max);
-    long mc_max = isa->mc, nc_max = isa->nc;
-
-    /* Pack an operand when it is re-used often enough (by pack_reuse rows or columns of C) and is
-     * big enough (pack_bytes or more of this thread's part) for in-place reads to fall out of L1
-     * and the TLB; B also when its columns are not contiguous (the micro-kernel loads rows of B as
-     * vectors). What stays unpacked is read where it lies, MR rows of A by their own strides. */
-    double a_bytes = (double)(m1 - m0) * (double)g->k * sizeof(float);
-    double b_bytes = (double)(n1 - n0) * (double)g->k * sizeof(float);
-    int packa = a_bytes >= (double)isa->pack_bytes && n1 - n0 >= isa->pack_reuse;
-    int packb = g->b_cs != 1 || (b_bytes >= (double)isa->pack_bytes && m1 - m0 >= isa->pack_reuse);
-    if (!packa)
-        mc_max = m1 - m0;
-    if (!packb)
-        nc_max = n1 - n0;
-    float *pa = NULL, *pb = NULL;
-    if (packa && !(pa = grow(&buf_a, &cap_a, (size_t)(cdiv(min_l(mc_max, m1 - m0), MR) * MR * kc_max))))
+    const long kc_max = P->kc, nk = P->nk, mc_max = min_l(P->mc, m1 - m0), nc_max = min_l(P->nc, n1 - n0);
+    float *pa = shared_a, *pb = NULL;
+    if (P->packa && !P->share_a && !(pa = grow(&buf_a, &cap_a, (size_t)(cdiv(mc_max, MR) * MR * kc_max))))
         return -1;
-    if (packb && !(pb = grow(&buf_b, &cap_b, (size_t)(cdiv(min_l(nc_max, n1 - n0), NR) * NR * kc_max))))
+    if (P->packb && !(pb = grow(&buf_b, &cap_b, (size_t)(cdiv(nc_max, NR) * NR * kc_max))))
         return -1;
 
     /* Partial sums between K blocks go to C itself, except where C holds weights (SGD). */
@@ -196,27 +263,32 @@ int fx_cpu_gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int tid, int t
         ldp = g->n;
     }
 
-    fx_cpu_tile t = {.epi = g->epi, .ldc = g->ldc, .ldp = ldp, .lr = g->lr};
+    fx_cpu_tile t = {.epi = g->epi, .ldc = g->ldc, .ldp = ldp, .lr = g->lr, .a_packed = P->packa};
     for (long ic = m0; ic < m1; ic += mc_max) {
         long mc = min_l(mc_max, m1 - ic);
         /* unpacked rows are dealt out evenly (50 rows as 5×10 rather than 4×12 + 2) */
-        long row_step = packa ? MR : cdiv(mc, cdiv(mc, MR));
+        long row_step = P->packa ? MR : cdiv(mc, cdiv(mc, MR));
         for (long kb = 0; kb < nk; kb++) {
             long pc = kb * kc_max, kc = min_l(kc_max, g->k - pc);
             t.kc = kc;
             t.first = kb == 0;
             t.last = kb == nk - 1;
-            if (packa)
-                pack_a(pa, g, ic, mc, pc, kc, MR);
+            if (P->share_a) {
+                long panels = cdiv(mc, MR);
+#pragma omp barrier /* nobody still reads the previous block */
+                pack_a(pa, g, ic, mc, pc, kc, MR, panels * tid / threads, panels * (tid + 1) / threads);
+#pragma omp barrier /* the whole block is there */
+            } else if (P->packa) {
+                pack_a(pa, g, ic, mc, pc, kc, MR, 0, cdiv(mc, MR));
+            }
             for (long jc = n0; jc < n1; jc += nc_max) {
                 long nc = min_l(nc_max, n1 - jc);
-                if (packb)
+                if (P->packb)
                     pack_b(pb, g, pc, kc, jc, nc, NR);
                 for (long ir = 0; ir < mc; ir += row_step) {
                     long i = ic + ir;
                     t.mr = (int)min_l(row_step, mc - ir);
-                    t.a_packed = packa;
-                    if (packa) {
+                    if (P->packa) {
                         t.a = pa + ir * kc;
                         t.a_rs = 1;
                         t.a_cs = MR;
@@ -228,7 +300,7 @@ int fx_cpu_gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int tid, int t
                     for (long jr = 0; jr < nc; jr += NR) {
                         long j = jc + jr;
                         t.nr = (int)min_l(NR, nc - jr);
-                        if (packb) {
+                        if (P->packb) {
                             t.b = pb + jr * kc;
                             t.b_rs = NR;
                         } else {
@@ -247,6 +319,12 @@ int fx_cpu_gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int tid, int t
     return 0;
 }
 
+int fx_cpu_gemm_one(const fx_cpu_isa *isa, const fx_cpu_gemm *g)
+{
+    plan P = make_plan(isa, g, 1, 0);
+    return gemm_part(isa, g, &P, 0, 1, NULL);
+}
+
 int fx_cpu_gemm_run(const fx_cpu_isa *isa, const fx_cpu_gemm *g0, int threads, fx_err *e)
 {
     fx_cpu_gemm g = *g0;
@@ -254,15 +332,27 @@ int fx_cpu_gemm_run(const fx_cpu_isa *isa, const fx_cpu_gemm *g0, int threads, f
     if (fx_cpu_gemm_needs_work(isa, &g) && !g.work) {
         own = g.work = malloc((size_t)g.m * (size_t)g.n * sizeof(float));
         if (!own)
-            return fx_fail(e, "out of memory for a %ldx%ld GEMM's partial sums", g.m, g.n);
+            return fx_fail(e, "out of memory for a %ldx%ldx%ld GEMM's partial sums", g.m, g.n, g.k);
+    }
+    threads = fx_cpu_gemm_threads(&g, threads);
+    plan P = make_plan(isa, &g, threads, 1);
+    /* the team's A block lives in the calling thread's pack buffer */
+    float *shared_a = NULL;
+    if (P.share_a && !(shared_a = grow(&buf_a, &cap_a, (size_t)(cdiv(min_l(P.mc, g.m), isa->mr) * isa->mr * P.kc)))) {
+        free(own);
+        return fx_fail(e, "out of memory for the GEMM's pack buffers");
     }
     int failed = 0;
-    threads = fx_cpu_gemm_threads(&g, threads);
     if (threads <= 1) {
-        failed = fx_cpu_gemm_part(isa, &g, 0, 1) != 0;
+        failed = gemm_part(isa, &g, &P, 0, 1, NULL) != 0;
     } else {
 #pragma omp parallel num_threads(threads) reduction(+ : failed)
-        failed += fx_cpu_gemm_part(isa, &g, omp_get_thread_num(), omp_get_num_threads()) != 0;
+        {
+            /* a team smaller than asked for gets a plan of its own size (without sharing) */
+            int T = omp_get_num_threads();
+            plan Q = T == threads ? P : make_plan(isa, &g, T, 0);
+            failed += gemm_part(isa, &g, &Q, omp_get_thread_num(), T, shared_a) != 0;
+        }
     }
     free(own);
     return failed ? fx_fail(e, "out of memory for the GEMM's pack buffers") : 0;

@@ -128,8 +128,8 @@ static int step(fx_cpu_state *st, int tid, int T, double *loss)
             .b = st->hrt + j0 * N, .b_rs = N, .b_cs = 1,
             .epi = FX_EPI_STORE, .c = yp_mine, .ldc = N,
         };
-        err |= fx_cpu_gemm_part(isa, &hidden, 0, 1);
-        err |= fx_cpu_gemm_part(isa, &out, 0, 1);
+        err |= fx_cpu_gemm_one(isa, &hidden);
+        err |= fx_cpu_gemm_one(isa, &out);
     } else {
         memset(yp_mine, 0, (size_t)(O * N) * sizeof(float));
     }
@@ -169,9 +169,9 @@ static int step(fx_cpu_state *st, int tid, int T, double *loss)
             .epi = FX_EPI_SGD, .c = st->w1t + j0 * D, .ldc = D, .lr = st->lr,
             .work = st->work ? st->work + j0 * W : NULL,
         };
-        err |= fx_cpu_gemm_part(isa, &grad_h, 0, 1); /* reads w2 rows j0..j1 before ... */
-        err |= fx_cpu_gemm_part(isa, &update_w2, 0, 1); /* ... they are updated */
-        err |= fx_cpu_gemm_part(isa, &update_w1, 0, 1);
+        err |= fx_cpu_gemm_one(isa, &grad_h); /* reads w2 rows j0..j1 before ... */
+        err |= fx_cpu_gemm_one(isa, &update_w2); /* ... they are updated */
+        err |= fx_cpu_gemm_one(isa, &update_w1);
     }
     return err;
 }
