@@ -43,8 +43,8 @@ struct cublas_ctx {
         FX_CUBLAS(cublasCreate(&h));
         FX_CUBLAS(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
         FX_TRY(ws.alloc(CUBLAS_WORKSPACE, e));
+        FX_CUBLAS(cublasSetStream(h, st)); // first: cublasSetStream resets the workspace to the default pool
         FX_CUBLAS(cublasSetWorkspace(h, ws.p, CUBLAS_WORKSPACE));
-        FX_CUBLAS(cublasSetStream(h, st));
         return 0;
     }
 };
@@ -186,6 +186,8 @@ static int create_state(cublas_state *st, const fx_problem *p, const fx_tensors 
     FX_TRY(st->blas[0].init(st->graphs.s0, e));
     FX_TRY(st->blas[1].init(st->graphs.s1, e));
     FX_TRY(st->graphs.capture(enqueue_step, st, STEPS_PER_GRAPH, e));
+    // The zeroing memsets ran on the legacy stream, which the non-blocking streams do not wait for.
+    FX_CU(cudaDeviceSynchronize());
     return 0;
 }
 
@@ -309,14 +311,12 @@ static const char *cublas_describe(void)
     if (!d)
         return "no CUDA device";
     if (!buf[0]) {
-        int v = 0;
-        cublasHandle_t h;
-        if (cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) {
-            cublasGetVersion(h, &v);
-            cublasDestroy(h);
-        }
-        snprintf(buf, sizeof buf, "%s, %d SMs; cuBLAS %d cublasSgemm, CUBLAS_DEFAULT_MATH (FP32, no TF32); "
-                 "step as CUDA graph of %d steps", d->name, d->sms, v, STEPS_PER_GRAPH);
+        int ma = 0, mi = 0, pa = 0;
+        cublasGetProperty(MAJOR_VERSION, &ma);
+        cublasGetProperty(MINOR_VERSION, &mi);
+        cublasGetProperty(PATCH_LEVEL, &pa);
+        snprintf(buf, sizeof buf, "%s, %d SMs; cuBLAS %d.%d.%d cublasSgemm, CUBLAS_DEFAULT_MATH (FP32, no TF32); "
+                 "step as CUDA graph of %d steps", d->name, d->sms, ma, mi, pa, STEPS_PER_GRAPH);
     }
     return buf;
 }

@@ -159,6 +159,8 @@ int fx_graph_stepper::init(fx_err *e)
     FX_CU(cudaEventCreate(&t1));
     FX_TRY(step.alloc(1, e));
     FX_TRY(step.zero(e));
+    // Allocated once, before capture: the graphs hold this pointer.
+    FX_TRY(losses.alloc(FX_LOSS_CHUNK, e));
     return 0;
 }
 
@@ -199,9 +201,7 @@ int fx_graph_stepper::run(int steps, int sync_every_step, double *host_losses, d
             *seconds = 0;
         return 0;
     }
-    const size_t cap = (size_t)(steps < FX_LOSS_CHUNK ? steps : FX_LOSS_CHUNK);
-    if (losses.n < cap)
-        FX_TRY(losses.alloc(cap, e));
+    const size_t cap = (size_t)(steps < FX_LOSS_CHUNK ? steps : FX_LOSS_CHUNK); // losses holds FX_LOSS_CHUNK
     for (int done = 0; done < steps;) {
         const int chunk = steps - done < (int)cap ? steps - done : (int)cap;
         FX_CU(cudaMemsetAsync(step.p, 0, sizeof(int), s0));

@@ -33,8 +33,9 @@ static const char *cuda_unsupported(const fx_problem *p)
     if (u)
         return u;
     fx_size s = p->size;
-    if (s.n > INT_MAX || s.d_in > INT_MAX || s.h > INT_MAX || s.d_out > INT_MAX) {
-        snprintf(why, sizeof why, "a dimension exceeds 2^31 − 1 (the kernels index with int)");
+    const long max_dim = 1L << 30;
+    if (s.n > max_dim || s.d_in > max_dim || s.h > max_dim || s.d_out > max_dim) {
+        snprintf(why, sizeof why, "a dimension exceeds 2^30 (the kernels index tiles with int)");
         return why;
     }
     double need = step_bytes(s), have = (double)fx_cuda_dev()->global_mem;
@@ -135,6 +136,8 @@ static int create_state(cuda_state *st, const fx_problem *p, const fx_tensors *i
         FX_TRY(st->site[i].prepare(st->args[i], e));
     FX_TRY(st->graphs.init(e));
     FX_TRY(st->graphs.capture(enqueue_step, st, STEPS_PER_GRAPH, e));
+    // The zeroing memsets ran on the legacy stream, which the non-blocking streams do not wait for.
+    FX_CU(cudaDeviceSynchronize());
     return 0;
 }
 

@@ -142,17 +142,18 @@ int fx_event_seconds(cudaEvent_t a, cudaEvent_t b, double *seconds, fx_err *e);
 typedef int (*fx_enqueue_step)(void *ctx, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork, cudaEvent_t join,
                                fx_err *e);
 
-constexpr int FX_LOSS_CHUNK = 1 << 20;
+constexpr int FX_LOSS_CHUNK = 1 << 16; // losses per device buffer (512 KiB); longer runs go in chunks
 
 struct fx_graph_stepper {
     cudaStream_t s0 = nullptr, s1 = nullptr;
     cudaEvent_t fork = nullptr, join = nullptr, t0 = nullptr, t1 = nullptr;
     cudaGraphExec_t g_many = nullptr, g_one = nullptr;
     int many = 0;
-    fx_dev_buf<double> losses; // FX_LOSS_CHUNK at most
+    fx_dev_buf<double> losses; // FX_LOSS_CHUNK, allocated by init(): captured graphs hold the pointer
     fx_dev_buf<int> step;      // where the next loss goes
     ~fx_graph_stepper();
-    // Streams and events; then capture(). losses/step are allocated here.
+    // Streams, events, losses and step; then capture(). Nothing the graphs point to may be
+    // reallocated after capture().
     int init(fx_err *e);
     int capture(fx_enqueue_step enqueue, void *ctx, int many_steps, fx_err *e);
     int run(int steps, int sync_every_step, double *host_losses, double *seconds, fx_err *e);

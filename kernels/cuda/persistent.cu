@@ -145,6 +145,8 @@ static int create_state(pers_state *st, const fx_problem *p, const fx_tensors *i
     FX_CU(cudaStreamCreateWithFlags(&st->st, cudaStreamNonBlocking));
     FX_CU(cudaEventCreate(&st->t0));
     FX_CU(cudaEventCreate(&st->t1));
+    // The zeroing memsets ran on the legacy stream, which the non-blocking streams do not wait for.
+    FX_CU(cudaDeviceSynchronize());
     return 0;
 }
 

@@ -82,8 +82,10 @@ static int machine(SgemmMachine *mach, fx_err *e)
 int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b, const void *c, const void *mask,
                   SgemmPlan *plan, fx_err *e)
 {
-    if (m < 1 || n < 1 || k < 1 || m > INT_MAX || n > INT_MAX || k > INT_MAX)
-        return fx_fail(e, "sgemm: dimensions %ldx%ldx%ld out of range (1 to %d)", m, n, k, INT_MAX);
+    // ≤ 2^30: the kernel's int arithmetic (kbeg + kchunk, tile origins + tile sizes) cannot overflow
+    const long max_dim = 1L << 30;
+    if (m < 1 || n < 1 || k < 1 || m > max_dim || n > max_dim || k > max_dim)
+        return fx_fail(e, "sgemm: dimensions %ldx%ldx%ld out of range (1 to %ld)", m, n, k, max_dim);
     if (fx_cdiv(m, 32) * fx_cdiv(n, 32) > INT_MAX)
         return fx_fail(e, "sgemm: %ldx%ld needs more than 2^31 tiles", m, n);
     SgemmMachine mach = {};
