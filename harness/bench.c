@@ -765,18 +765,7 @@ int fx_cmd_bench(int argc, char **argv)
     const fx_backend *sel[64];
     int nsel = 0;
     if (backends) {
-        char buf[1024], *names[64];
-        if (strlen(backends) >= sizeof buf || strstr(backends, ",,") || backends[0] == ',' ||
-            backends[strlen(backends) - 1] == ',')
-            fx_bad_input("--backend '%s': malformed list", backends);
-        strcpy(buf, backends);
-        int n = fx_split_list(buf, names, 64);
-        for (int i = 0; i < n; i++) {
-            const fx_backend *b = fx_backend_find(names[i]);
-            if (!b)
-                fx_bad_input("--backend: unknown backend '%s'", names[i]);
-            sel[nsel++] = b;
-        }
+        nsel = fx_parse_backend_list("--backend", backends, sel, 64);
     } else {
         for (size_t i = 0; i < nall && nsel < 64; i++)
             if (!all[i]->hidden && strcmp(all[i]->name, "reference"))
@@ -802,11 +791,9 @@ int fx_cmd_bench(int argc, char **argv)
     char sizebuf[4096];
     if (sizes) {
         char *items[MAX_SIZES];
-        if (strlen(sizes) >= sizeof sizebuf || strstr(sizes, ",,") || sizes[0] == ',' ||
-            sizes[strlen(sizes) - 1] == ',')
-            fx_bad_input("--size '%s': malformed list", sizes);
-        strcpy(sizebuf, sizes);
-        int n = fx_split_list(sizebuf, items, MAX_SIZES);
+        int n = strlen(sizes) < sizeof sizebuf ? (strcpy(sizebuf, sizes), fx_split_list(sizebuf, items, MAX_SIZES)) : -1;
+        if (n < 0)
+            fx_bad_input("--size '%s': malformed list (sizes separated by single commas, at most %d)", sizes, MAX_SIZES);
         for (int i = 0; i < n; i++) {
             fx_err e;
             fx_size s;

@@ -84,17 +84,7 @@ int fx_cmd_check(int argc, char **argv)
     const fx_backend *sel[64];
     size_t nsel = 0;
     if (only) {
-        char buf[1024], *names[64];
-        snprintf(buf, sizeof buf, "%s", only);
-        int n = fx_split_list(buf, names, 64);
-        if (n == 0)
-            fx_bad_input("--backend '%s': empty list", only);
-        for (int i = 0; i < n; i++) {
-            const fx_backend *b = fx_backend_find(names[i]);
-            if (!b)
-                fx_bad_input("--backend: unknown backend '%s'", names[i]);
-            sel[nsel++] = b;
-        }
+        nsel = (size_t)fx_parse_backend_list("--backend", only, sel, 64);
     } else {
         for (size_t i = 0; i < nb && nsel < 64; i++)
             sel[nsel++] = all[i];

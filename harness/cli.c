@@ -116,8 +116,30 @@ int fx_flag(char **argv, int i, const char *name) { return !strcmp(argv[i], name
 int fx_split_list(char *s, char **items, int max)
 {
     int n = 0;
-    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
-        items[n++] = tok;
+    for (char *p = s;; p++) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = 0;
+        if (!*p || n == max)
+            return -1;
+        items[n++] = p;
+        if (!comma)
+            return n;
+        p = comma;
+    }
+}
+
+int fx_parse_backend_list(const char *opt, const char *list, const fx_backend **out, int max)
+{
+    char buf[1024], *names[64];
+    if (max > 64)
+        max = 64;
+    int n = strlen(list) < sizeof buf ? (strcpy(buf, list), fx_split_list(buf, names, max)) : -1;
+    if (n < 0)
+        fx_bad_input("%s '%s': malformed list (names separated by single commas)", opt, list);
+    for (int i = 0; i < n; i++)
+        if (!(out[i] = fx_backend_find(names[i])))
+            fx_bad_input("%s: unknown backend '%s'", opt, names[i]);
     return n;
 }
 

@@ -24,8 +24,11 @@ int fx_parse_double(const char *s, double *out); /* finite only */
 const char *fx_opt(int argc, char **argv, int *i, const char *name);
 int fx_flag(char **argv, int i, const char *name);
 
-/* Splits a comma-separated list in place; returns the count (at most max). */
+/* Splits a comma-separated list in place; returns the count, or -1 when the list is empty, has
+ * an empty item or more than max items. */
 int fx_split_list(char *s, char **items, int max);
+/* Backend names, comma-separated: all must be known (else bad input naming option opt). */
+int fx_parse_backend_list(const char *opt, const char *list, const fx_backend **out, int max);
 
 /* Resolves a backend name that must be usable here (else bad input with the reason). */
 const fx_backend *fx_backend_usable(const char *name);
