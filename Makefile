@@ -56,7 +56,7 @@ endif
 
 OBJS := $(C_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
 
-.PHONY: all check bench plot report clean
+.PHONY: all check check-emu bench plot report clean
 all: $(BUILD)/fiftyx
 ifeq ($(NVCC),)
 	@echo "fiftyx: nvcc not found: CPU-only build (the cuda and cublas backends are not built)"
@@ -83,6 +83,11 @@ $(BUILD)/obj/%.cu.o: %.cu
 
 check: $(BUILD)/fiftyx
 	$(BUILD)/fiftyx check $(CHECK_ARGS)
+
+# The CUDA kernels' source run on a CPU emulator of CUDA (g++ only, no GPU): index math, bounds,
+# barriers and cross-block protocols, checked against double references (~3-4 min).
+check-emu:
+	kernels/cuda/emu/run --quick
 
 bench: $(BUILD)/fiftyx
 	$(BUILD)/fiftyx bench $(BENCH_ARGS)

@@ -118,12 +118,12 @@ static double rel_frobenius(const float *got, const float *want, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static void run_case(fx_check *c, const fx_backend *b, loop_case *lc)
+static void run_case(fx_check *c, const fx_backend *b, loop_case *lc, int sync_every_step)
 {
     char name[128];
-    snprintf(name, sizeof name, "loop/%s/%s", b->name, lc->name);
+    snprintf(name, sizeof name, "loop/%s/%s%s", b->name, lc->name, sync_every_step ? "_sync_every_step" : "");
     fx_err e = {{0}};
-    fx_problem p = {lc->size, (float)lc->lr, 0};
+    fx_problem p = {lc->size, (float)lc->lr, sync_every_step};
     const char *why = b->unsupported ? b->unsupported(&p) : NULL;
     if (why) {
         fx_report(c, FX_SKIP, name, "%s", why);
@@ -174,6 +174,45 @@ static void run_case(fx_check *c, const fx_backend *b, loop_case *lc)
     free(w2);
 }
 
+/* Two fresh runs of 50 steps give the same losses and weights bit for bit: reductions have a
+ * fixed order (no float atomics, no schedule-dependent sums). */
+static void check_deterministic(fx_check *c, const fx_backend *b, loop_case *lc)
+{
+    enum { STEPS = 50 };
+    char name[128];
+    snprintf(name, sizeof name, "loop/%s/deterministic", b->name);
+    fx_err e = {{0}};
+    fx_problem p = {lc->size, (float)lc->lr, 0};
+    if (prepare(lc, &e)) {
+        fx_report(c, FX_FAIL, name, "reference: %s", e.msg);
+        return;
+    }
+    size_t n1 = (size_t)(lc->size.d_in * lc->size.h), n2 = (size_t)(lc->size.h * lc->size.d_out);
+    double losses[2][STEPS];
+    float *w[2][2] = {{malloc(n1 * 4), malloc(n2 * 4)}, {malloc(n1 * 4), malloc(n2 * 4)}};
+    fx_tensors t = fx_init_view(&lc->init);
+    int ok = w[0][0] && w[0][1] && w[1][0] && w[1][1];
+    for (int r = 0; r < 2 && ok; r++) {
+        void *st;
+        ok = b->create(&p, &t, &st, &e) == 0;
+        if (ok) {
+            ok = b->run(st, STEPS, losses[r], NULL, &e) == 0 && b->read_weights(st, w[r][0], w[r][1], &e) == 0;
+            b->destroy(st);
+        }
+    }
+    if (!ok)
+        fx_report(c, FX_FAIL, name, "%s", e.msg[0] ? e.msg : "out of memory");
+    else if (memcmp(losses[0], losses[1], sizeof losses[0]))
+        fx_report(c, FX_FAIL, name, "two runs of %d steps gave different losses", STEPS);
+    else if (memcmp(w[0][0], w[1][0], n1 * 4) || memcmp(w[0][1], w[1][1], n2 * 4))
+        fx_report(c, FX_FAIL, name, "two runs of %d steps gave different weights", STEPS);
+    else
+        fx_report(c, FX_PASS, name, "%d steps, losses and weights bit-identical", STEPS);
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < 2; k++)
+            free(w[r][k]);
+}
+
 void fx_check_loop(fx_check *c, const fx_backend *b)
 {
     if (!strcmp(b->name, "reference")) {
@@ -189,5 +228,8 @@ void fx_check_loop(fx_check *c, const fx_backend *b)
     }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (!c->quick || cases[i].quick)
-            run_case(c, b, &cases[i]);
+            run_case(c, b, &cases[i], 0);
+    if (b->device == FX_GPU) /* the path that reads the loss back every step, like .item() */
+        run_case(c, b, &cases[0], 1);
+    check_deterministic(c, b, &cases[0]);
 }
