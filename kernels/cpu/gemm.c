@@ -214,7 +214,10 @@ static plan make_plan(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threads, 
     /* Threads that all have every row (one grid row, none idle) pack A once between them
      * instead of each packing all of it. */
     P.share_a = can_share && P.packa && threads > 1 && P.tm == 1 && P.nt >= threads;
-    P.mc = P.packa ? isa->mc : g->m;
+    /* rows in blocks of at most MC, all about the same size (4100 rows: 2×2050, not 4096 + 4:
+     * a thin block would cost a repacking of B for a few rows) */
+    long m_blocks = cdiv(m_part, isa->mc);
+    P.mc = P.packa ? cdiv(cdiv(m_part, m_blocks), isa->mr) * isa->mr : g->m;
     P.nc = P.packb ? isa->nc : g->n;
     return P;
 }
@@ -263,7 +266,8 @@ static int gemm_part(const fx_cpu_isa *isa, const fx_cpu_gemm *g, const plan *P,
         ldp = g->n;
     }
 
-    fx_cpu_tile t = {.epi = g->epi, .ldc = g->ldc, .ldp = ldp, .lr = g->lr, .a_packed = P->packa};
+    fx_cpu_tile t = {.epi = g->epi, .ldc = g->ldc, .ldp = ldp, .lr = g->lr, .a_packed = P->packa,
+                     .b_padded = P->packb};
     for (long ic = m0; ic < m1; ic += mc_max) {
         long mc = min_l(mc_max, m1 - ic);
         /* unpacked rows are dealt out evenly (50 rows as 5×10 rather than 4×12 + 2) */

@@ -42,12 +42,12 @@ static int always(void) { return 1; }
 /* name, micro-kernel, MR, NR, KC, NC, MC, pack_bytes, pack_reuse */
 const fx_cpu_isa fx_cpu_isa_avx512 = {
     "avx512", "12x32 (12 broadcasts of A x 2 zmm of B, 24 zmm accumulators)",
-    12, 32, 384, 480, 4080, 128 << 10, 128,
+    12, 32, 512, 480, 4096, 128 << 10, 128,
     has_avx512, fx_cpu_tile_avx512, fx_cpu_loss_grad_avx512, fx_cpu_sgd_avx512,
 };
 const fx_cpu_isa fx_cpu_isa_avx2 = {
     "avx2", "6x16 (6 broadcasts of A x 2 ymm of B, 12 ymm accumulators)",
-    6, 16, 384, 480, 4080, 128 << 10, 128,
+    6, 16, 512, 480, 4096, 128 << 10, 128,
     has_avx2, fx_cpu_tile_avx2, fx_cpu_loss_grad_avx2, fx_cpu_sgd_avx2,
 };
 const fx_cpu_isa fx_cpu_isa_generic = {

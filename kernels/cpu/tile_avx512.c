@@ -45,8 +45,11 @@ INLINE void put(const fx_cpu_tile *t, __m512 x, long r, long j, __mmask16 lm)
 }
 
 /* The tile for MRC rows and NV vectors of 16 columns, A read with strides (rs, cs): constants
- * at every call site, so each instance compiles to straight-line code with fixed registers. */
-INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const long rs, const long cs)
+ * at every call site, so each instance compiles to straight-line code with fixed registers.
+ * EDGE: B's last vector is loaded under the lane mask (an unpacked B's right edge, where the
+ * lanes past nr may not exist); packed B is padded with zeros and loads whole vectors. */
+INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int EDGE, const long rs,
+                 const long cs)
 {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
@@ -58,16 +61,21 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const long r
     int last_cols = t->nr - (NV - 1) * VL;
     __mmask16 tail = last_cols >= VL ? (__mmask16)0xFFFF : (__mmask16)((1u << last_cols) - 1);
     const float *a = t->a, *b = t->b;
-    const long brs = t->b_rs;
+    const long brs = t->b_rs, kc = t->kc;
     /* the C rows (or partial sums) are needed at the end: start fetching them now */
     for (int r = 0; r < MRC; r++) {
         _mm_prefetch((const char *)(t->p + r * t->ldp), _MM_HINT_T0);
         _mm_prefetch((const char *)(t->p + r * t->ldp + t->nr - 1), _MM_HINT_T0);
     }
 #pragma GCC unroll 4
-    for (long k = 0; k < t->kc; k++) {
-        __m512 b0 = NV == 2 ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(tail, b);
-        __m512 b1 = NV == 2 ? _mm512_maskz_loadu_ps(tail, b + VL) : b0;
+    for (long k = 0; k < kc; k++) {
+        __m512 b0, b1;
+        if (NV == 2) {
+            b0 = _mm512_loadu_ps(b);
+            b1 = EDGE ? _mm512_maskz_loadu_ps(tail, b + VL) : _mm512_loadu_ps(b + VL);
+        } else {
+            b0 = b1 = EDGE ? _mm512_maskz_loadu_ps(tail, b) : _mm512_loadu_ps(b);
+        }
 #pragma GCC unroll 12
         for (int r = 0; r < MRC; r++) {
             __m512 ar = _mm512_set1_ps(a[r * rs]);
@@ -95,20 +103,29 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const long r
 
 #define ROWS(m)                                                                                    \
     case m:                                                                                        \
-        if (nv == 2)                                                                               \
-            tile(t, m, 2, t->a_rs, t->a_cs);                                                       \
+        if (nv == 2 && !edge)                                                                      \
+            tile(t, m, 2, 0, t->a_rs, t->a_cs);                                                    \
+        else if (nv == 2)                                                                          \
+            tile(t, m, 2, 1, t->a_rs, t->a_cs);                                                    \
+        else if (!edge)                                                                            \
+            tile(t, m, 1, 0, t->a_rs, t->a_cs);                                                    \
         else                                                                                       \
-            tile(t, m, 1, t->a_rs, t->a_cs);                                                       \
+            tile(t, m, 1, 1, t->a_rs, t->a_cs);                                                    \
         return;
 
 void fx_cpu_tile_avx512(const fx_cpu_tile *t)
 {
     int nv = t->nr > VL ? 2 : 1;
+    int edge = !t->b_padded && t->nr != nv * VL;
     if (t->a_packed) {
-        if (nv == 2)
-            tile(t, MR, 2, 1, MR);
+        if (nv == 2 && !edge)
+            tile(t, MR, 2, 0, 1, MR);
+        else if (nv == 2)
+            tile(t, MR, 2, 1, 1, MR);
+        else if (!edge)
+            tile(t, MR, 1, 0, 1, MR);
         else
-            tile(t, MR, 1, 1, MR);
+            tile(t, MR, 1, 1, 1, MR);
         return;
     }
     switch (t->mr) {
