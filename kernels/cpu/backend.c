@@ -129,10 +129,11 @@ static const char *describe(const fx_cpu_isa *isa, char *buf, size_t len)
 {
     if (!isa)
         return "no usable instruction set";
-    const char *forced = getenv("FIFTYX_ISA");
-    snprintf(buf, len, "%s%s: micro-kernel %s; blocks KC %ld, NC %ld, MC %ld; operands over %ld KiB "
+    const char *forced = getenv("FIFTYX_ISA"), *blocks = getenv("FIFTYX_BLOCKS");
+    snprintf(buf, len, "%s%s: micro-kernel %s; blocks KC %ld, NC %ld, MC %ld%s; operands over %ld KiB "
              "per thread packed; %d thread%s", isa->name, forced && *forced ? " (FIFTYX_ISA)" : "",
-             isa->ukernel, isa->kc, isa->nc, isa->mc, isa->pack_bytes >> 10, fx_cpu_threads(),
+             isa->ukernel, isa->kc, isa->nc, isa->mc, blocks && *blocks ? " (FIFTYX_BLOCKS)" : "",
+             isa->pack_bytes >> 10, fx_cpu_threads(),
              fx_cpu_threads() == 1 ? "" : "s");
     return buf;
 }

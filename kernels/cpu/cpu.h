@@ -59,7 +59,8 @@ typedef struct {
 extern const fx_cpu_isa fx_cpu_isa_avx512, fx_cpu_isa_avx2, fx_cpu_isa_generic;
 
 /* The ISA the `cpu` backend uses: FIFTYX_ISA if set (NULL and *why if that one cannot run
- * here or is unknown), else the best this CPU supports. */
+ * here or is unknown), else the best this CPU supports; FIFTYX_BLOCKS=KC,NC,MC overrides its
+ * cache blocks (for tuning). */
 const fx_cpu_isa *fx_cpu_isa_select(const char **why);
 
 /* A GEMM problem with strided operands (see the top of this file). */

@@ -9,6 +9,7 @@
  * pack_bytes, pack_reuse: an operand smaller than pack_bytes (per thread), or re-used by fewer
  * than pack_reuse rows or columns of C, stays where it lies (BLIS's "sup" path): copying it would cost about as
  * much as the GEMM gains. Every GEMM of the tutorial stays unpacked; 256³ packs both. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cpu.h"
@@ -56,6 +57,30 @@ const fx_cpu_isa fx_cpu_isa_generic = {
     always, fx_cpu_tile_generic, fx_cpu_loss_grad_generic, fx_cpu_sgd_generic,
 };
 
+/* FIFTYX_BLOCKS=KC,NC,MC replaces the table's cache blocks (the tuning sweeps of NOTES.md run
+ * through `fiftyx bench` this way); describe() shows the blocks in use. */
+static const fx_cpu_isa *with_blocks(const fx_cpu_isa *isa, const char **why)
+{
+    const char *s = getenv("FIFTYX_BLOCKS");
+    if (!isa || !s || !*s)
+        return isa;
+    static fx_cpu_isa tuned[3]; /* one per ISA, rewritten with the same values on every call */
+    long kc, nc, mc;
+    char tail;
+    if (sscanf(s, "%ld,%ld,%ld%c", &kc, &nc, &mc, &tail) != 3 || kc < 1 || nc < 1 || mc < 1 ||
+        kc > (1L << 20) || nc > (1L << 20) || mc > (1L << 20)) {
+        if (why)
+            *why = "FIFTYX_BLOCKS must be KC,NC,MC (three positive integers)";
+        return NULL;
+    }
+    fx_cpu_isa *t = &tuned[isa == &fx_cpu_isa_avx512 ? 0 : isa == &fx_cpu_isa_avx2 ? 1 : 2];
+    *t = *isa;
+    t->kc = kc;
+    t->nc = (nc + isa->nr - 1) / isa->nr * isa->nr;
+    t->mc = (mc + isa->mr - 1) / isa->mr * isa->mr;
+    return t;
+}
+
 const fx_cpu_isa *fx_cpu_isa_select(const char **why)
 {
     static const fx_cpu_isa *const all[] = {&fx_cpu_isa_avx512, &fx_cpu_isa_avx2, &fx_cpu_isa_generic};
@@ -65,14 +90,14 @@ const fx_cpu_isa *fx_cpu_isa_select(const char **why)
             if (strcmp(want, all[i]->name))
                 continue;
             if (all[i]->supported())
-                return all[i];
+                return with_blocks(all[i], why);
             if (why)
                 *why = i == 0 ? "FIFTYX_ISA=avx512, but this CPU lacks AVX-512 (F, VL, BW, DQ)"
                               : "FIFTYX_ISA=avx2, but this CPU lacks AVX2 and FMA";
             return NULL;
         }
         if (all[i]->supported())
-            return all[i];
+            return with_blocks(all[i], why);
     }
     if (why)
         *why = "FIFTYX_ISA must be avx512, avx2 or generic";
