@@ -218,7 +218,8 @@ static plan make_plan(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threads, 
      * a thin block would cost a repacking of B for a few rows) */
     long m_blocks = cdiv(m_part, isa->mc);
     P.mc = P.packa ? cdiv(cdiv(m_part, m_blocks), isa->mr) * isa->mr : g->m;
-    P.nc = P.packb ? isa->nc : g->n;
+    long n_blocks = cdiv(n_part, isa->nc); /* likewise columns: 1024 as 3×352ish, not 480+480+64 */
+    P.nc = P.packb ? cdiv(cdiv(n_part, n_blocks), isa->nr) * isa->nr : g->n;
     return P;
 }
 
