@@ -96,6 +96,26 @@ static const char *cublas_unsupported(const fx_problem *p)
 
 // ---- kernels table -------------------------------------------------------------------------------
 
+// The kernels table's handle (legacy stream): created once and kept for the life of the process
+// (never destroyed: at exit the driver reclaims it). A handle and its 32 MiB workspace per call
+// cost milliseconds each, and `fiftyx check` makes hundreds of calls (more under compute-sanitizer).
+static int kernels_ctx(cublas_ctx **out, fx_err *e)
+{
+    static cublas_ctx *ctx;
+    if (!ctx) {
+        cublas_ctx *c = new (std::nothrow) cublas_ctx();
+        if (!c)
+            return fx_fail(e, "out of memory");
+        if (c->init(0, e)) {
+            delete c;
+            return -1;
+        }
+        ctx = c;
+    }
+    *out = ctx;
+    return 0;
+}
+
 static int cublas_gemm(const fx_gemm_args *g, fx_err *e)
 {
     if (const char *why = fx_cuda_unavailable())
@@ -111,11 +131,11 @@ static int cublas_gemm(const fx_gemm_args *g, fx_err *e)
     FX_TRY(c.upload(g->c, nc, e));
     if (has_mask)
         FX_TRY(mask.upload(g->mask, nc, e));
-    cublas_ctx ctx;
-    FX_TRY(ctx.init(0, e));
+    cublas_ctx *ctx = nullptr;
+    FX_TRY(kernels_ctx(&ctx, e));
     fx_gemm_args d = *g;
     d.a = a.p, d.b = b.p, d.c = c.p, d.mask = has_mask ? mask.p : nullptr;
-    FX_TRY(cublas_gemm_dev(ctx.h, 0, d, e));
+    FX_TRY(cublas_gemm_dev(ctx->h, 0, d, e));
     FX_CU(cudaMemcpy(g->c, c.p, nc * sizeof(float), cudaMemcpyDeviceToHost));
     if (g->epi == FX_EPI_RELU_MASK)
         FX_CU(cudaMemcpy(g->mask, mask.p, nc, cudaMemcpyDeviceToHost));

@@ -47,6 +47,7 @@ extern "C" const char *fx_cuda_unavailable(void)
     g_dev.cc_major = p.major;
     g_dev.cc_minor = p.minor;
     g_dev.smem_optin = p.sharedMemPerBlockOptin;
+    g_dev.coop_launch = p.cooperativeLaunch;
     g_dev.global_mem = p.totalGlobalMem;
     return NULL;
 }
@@ -77,6 +78,7 @@ int fx_launch_loss_grad(long n, const float *yp, const float *y, float *g, doubl
                         fx_loss_scratch &s, cudaStream_t st, fx_err *e)
 {
     fx::LossGradParams p = {n, yp, y, g, s.partials.p, s.ticket.p, loss, step};
+    fx_cuda_clear_stale_error();
     fx::loss_grad_kernel<<<fx::loss_grad_blocks(n), fx::FX_EW_THREADS, 0, st>>>(p);
     FX_LAUNCHED("loss_grad_kernel");
     return 0;
@@ -84,6 +86,7 @@ int fx_launch_loss_grad(long n, const float *yp, const float *y, float *g, doubl
 
 int fx_launch_sgd(long n, float *w, const float *g, float lr, cudaStream_t st, fx_err *e)
 {
+    fx_cuda_clear_stale_error();
     fx::sgd_kernel<<<fx::ew_blocks(n), fx::FX_EW_THREADS, 0, st>>>(n, w, g, lr);
     FX_LAUNCHED("sgd_kernel");
     return 0;
@@ -91,6 +94,7 @@ int fx_launch_sgd(long n, float *w, const float *g, float lr, cudaStream_t st, f
 
 int fx_launch_relu_mask(long n, const float *h, float *h_relu, uint8_t *mask, cudaStream_t st, fx_err *e)
 {
+    fx_cuda_clear_stale_error();
     fx::relu_mask_kernel<<<fx::ew_blocks(n), fx::FX_EW_THREADS, 0, st>>>(n, h, h_relu, mask);
     FX_LAUNCHED("relu_mask_kernel");
     return 0;
@@ -98,6 +102,7 @@ int fx_launch_relu_mask(long n, const float *h, float *h_relu, uint8_t *mask, cu
 
 int fx_launch_apply_mask(long n, float *c, const uint8_t *mask, cudaStream_t st, fx_err *e)
 {
+    fx_cuda_clear_stale_error();
     fx::apply_mask_kernel<<<fx::ew_blocks(n), fx::FX_EW_THREADS, 0, st>>>(n, c, mask);
     FX_LAUNCHED("apply_mask_kernel");
     return 0;

@@ -27,6 +27,11 @@ int fx_cuda_fail(fx_err *e, const char *file, int line, const char *what, cudaEr
             return fx_cuda_fail(e, __FILE__, __LINE__, "launch of " what, fx_cu_err_);             \
     } while (0)
 
+// Before a launch checked by FX_LAUNCHED: clears the error an earlier runtime call left behind (one
+// already reported to its caller, or ignored in a destructor), so that FX_LAUNCHED reports this
+// launch's own error. A sticky error (a kernel fault) is not cleared: the launch then fails with it.
+static inline void fx_cuda_clear_stale_error(void) { (void)cudaGetLastError(); }
+
 #define FX_TRY(call)                                                                               \
     do {                                                                                           \
         if ((call) != 0)                                                                           \
@@ -41,6 +46,7 @@ struct fx_cuda_device {
     char name[256];
     int sms, cc_major, cc_minor;
     size_t smem_optin; // shared memory per block with the opt-in attribute
+    int coop_launch;   // cudaLaunchCooperativeKernel supported
     size_t global_mem;
 };
 const fx_cuda_device *fx_cuda_dev(void);

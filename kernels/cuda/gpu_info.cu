@@ -9,14 +9,16 @@ extern "C" int fx_gpu_query(fx_gpu_info *g, fx_err *e)
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
-        cudaGetLastError(); // clear the sticky-less error so later calls start clean
+        cudaGetLastError(); // clear the (non-sticky) error so later calls start clean
         return fx_fail(e, "no usable CUDA device (cudaGetDeviceCount: %s)", cudaGetErrorString(err));
     }
     if (count == 0)
         return fx_fail(e, "no CUDA device present");
     cudaDeviceProp p;
-    if ((err = cudaGetDeviceProperties(&p, 0)) != cudaSuccess)
+    if ((err = cudaGetDeviceProperties(&p, 0)) != cudaSuccess) {
+        cudaGetLastError();
         return fx_fail(e, "cudaGetDeviceProperties: %s", cudaGetErrorString(err));
+    }
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "%s", p.name);
     g->sms = p.multiProcessorCount;
@@ -32,5 +34,6 @@ extern "C" int fx_gpu_query(fx_gpu_info *g, fx_err *e)
         g->mem_clock_mhz = khz / 1000;
     cudaRuntimeGetVersion(&g->runtime_version);
     cudaDriverGetVersion(&g->driver_version);
+    cudaGetLastError(); // an optional query that failed must not surface at the next kernel launch
     return 0;
 }

@@ -40,6 +40,10 @@ static int make_plan(fx_size s, pers_plan *pl, char *why, size_t why_len, fx_err
         snprintf(why, why_len, "%s", fx_cuda_unavailable());
         return 0;
     }
+    if (!d->coop_launch) {
+        snprintf(why, why_len, "GPU %s does not support cooperative launches", d->name);
+        return 0;
+    }
     if (s.n > FX_P_NMAX) {
         snprintf(why, why_len, "batch N = %ld > %d (a thread keeps a column of x in registers)", s.n, FX_P_NMAX);
         return 0;
@@ -181,6 +185,7 @@ static int launch(pers_state *st, int steps, fx_err *e)
     const void *fn = pl.hb == 1 ? (const void *)persistent_kernel<1> : (const void *)persistent_kernel<2>;
     // The limit is per function; a plan made since (another size) may have lowered it.
     FX_CU(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)pl.smem));
+    fx_cuda_clear_stale_error();
     FX_CU(cudaLaunchCooperativeKernel(fn, dim3((unsigned)pl.blocks), dim3(FX_P_THREADS), args, pl.smem, st->st));
     FX_LAUNCHED("persistent_kernel");
     return 0;

@@ -10,6 +10,7 @@ using namespace fx;
 template <class C, int OP, int EPI>
 static int launch_cfg_op_epi(const SgemmParams &p, const SgemmPlan &pl, cudaStream_t st, fx_err *e)
 {
+    fx_cuda_clear_stale_error();
     sgemm_kernel<C, OP, EPI><<<dim3((unsigned)pl.tiles, (unsigned)pl.splits), C::THREADS, 0, st>>>(p);
     FX_LAUNCHED("sgemm_kernel");
     return 0;
