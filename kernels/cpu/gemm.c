@@ -188,13 +188,20 @@ typedef struct {
 static plan make_plan(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threads, int can_share)
 {
     plan P = {.tm = 1, .tn = threads, .mt = cdiv(g->m, isa->mr), .nt = cdiv(g->n, isa->nr)};
-    /* the grid that minimises the largest share; ties split N, so threads share A, own B */
+    /* the grid that minimises the largest share of tiles; among those, the one whose threads
+     * read the fewest operand elements (1000×100×64: rows, so that each reads half of the big
+     * A); then splitting N, so that threads share A and own B */
     long best = -1;
-    for (int d = 1; d <= threads; d++)
+    double best_reads = 0;
+    for (int d = 1; d <= threads; d++) /* d = tm, from 1: ties keep the N split */
         if (threads % d == 0) {
-            long share = cdiv(P.mt, d) * cdiv(P.nt, threads / d);
-            if (best < 0 || share < best) {
+            long mt_d = cdiv(P.mt, d), nt_d = cdiv(P.nt, threads / d);
+            long share = mt_d * nt_d;
+            double reads = (double)min_l(g->m, mt_d * isa->mr) * (double)g->k +
+                           (double)g->k * (double)min_l(g->n, nt_d * isa->nr);
+            if (best < 0 || share < best || (share == best && reads < best_reads)) {
                 best = share;
+                best_reads = reads;
                 P.tm = d;
                 P.tn = threads / d;
             }
