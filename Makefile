@@ -13,7 +13,7 @@ CUDA_ARCH ?= sm_90
 BUILD ?= build
 
 ifeq ($(SANITIZE),1)
-BUILD := $(BUILD)/san
+override BUILD := $(BUILD)/san
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 

@@ -23,6 +23,7 @@ static const long shapes[][3] = {
     {96, 96, 96},    {128, 128, 128}, {129, 127, 385}, {47, 513, 15},  {1, 1000, 33},
     {1000, 1, 33},   {65, 1, 1000},  {16, 16, 1},     {257, 31, 2},   {97, 211, 389},
     {1030, 40, 70},  {40, 1029, 50}, {50, 60, 1100},  {256, 256, 256}, {1024, 96, 48},
+    {520, 260, 600}, /* large enough for the cpu backend's packed paths, K across two KC blocks */
 };
 static const int n_quick = 20; /* --quick: the first 20 */
 
