@@ -50,7 +50,7 @@ static const char usage[] =
     "             default gemm: 256...8192 square and the tutorial's five GEMMs\n"
     "  --threads  CPU thread count (default: 1 and all cores)\n"
     "  --out      results file (default results/<host>-<UTC date-time>.json), written atomically\n"
-    "  --budget   seconds per case (default 20); a case predicted to exceed it is skipped\n"
+    "  --budget   seconds per case (default 30); a case predicted to exceed it is skipped\n"
     "  --quick    a smoke sweep: two step sizes, three GEMMs, short timings\n";
 
 /* ---- sizes ---------------------------------------------------------------------------- */
@@ -489,6 +489,8 @@ static void run_all(bench_ctx *bc)
             run_step_row(bc, r);
         else
             run_gemm_row(bc, r);
+        if (r->b->describe)
+            snprintf(r->config, sizeof r->config, "%s", r->b->describe());
         if (r->status == FX_ROW_RAN) {
             r->gflops = r->flops / r->t.median * 1e-9;
             char med[32];
@@ -594,12 +596,12 @@ static void verdict(fx_bench_run *run)
             }
             if (c1) {
                 fmt_time(c1->t.median, t, sizeof t);
-                appendf(v, vl, ", best 1 thread %s (%s", t, c1->b->name);
+                appendf(v, vl, "%s best 1 thread %s (%s", naive ? "," : "", t, c1->b->name);
                 appendf(v, vl, naive ? ", %.1fx naive)" : ")", naive ? naive->t.median / c1->t.median : 0);
             }
             if (ca && ca != c1) {
                 fmt_time(ca->t.median, t, sizeof t);
-                appendf(v, vl, ", best %d threads %s (%s", all, t, ca->b->name);
+                appendf(v, vl, "%s best %d threads %s (%s", naive || c1 ? "," : "", all, t, ca->b->name);
                 appendf(v, vl, naive ? ", %.1fx naive)" : ")", naive ? naive->t.median / ca->t.median : 0);
             }
             appendf(v, vl, "\n");
@@ -726,7 +728,7 @@ int fx_cmd_bench(int argc, char **argv)
 {
     const char *suite = "all", *backends = NULL, *sizes = NULL, *out = NULL, *v;
     long threads = 0;
-    double budget = 20;
+    double budget = 30;
     int quick = 0;
     for (int i = 2; i < argc; i++) {
         if (fx_flag(argv, i, "--help") || fx_flag(argv, i, "-h")) {

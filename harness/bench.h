@@ -28,6 +28,7 @@ typedef struct {
     const char *peak_name;
     int validated;
     char validation[128];
+    char config[256]; /* the backend's describe() as this row ran (threads, ISA, ...) */
     double max_rel_err;
     int have_loss;
     double loss[2];

@@ -172,6 +172,7 @@ static json_t *benchmarks(const fx_bench_run *run)
                          "pct_peak", r->peak_gflops > 0 ? 100 * r->gflops / r->peak_gflops : 0.0, "validated",
                          r->validated, "validation", r->validation, "max_rel_err", r->max_rel_err,
                          "iterations_per_repetition", (json_int_t)r->t.iters_per_rep, "case_wall_s", r->t.wall));
+        json_object_set_new(o, "config", json_string(r->config));
         if (r->suite == FX_SUITE_STEP) {
             json_object_set_new(o, "lr", json_real(r->lr));
             json_object_set_new(o, "sync_every_step", json_boolean(r->sync_every_step));
