@@ -49,7 +49,7 @@ static const char usage[] =
     "                           1024x4096x4096x1024,4096x8192x8192x1024\n"
     "             default gemm: 256...8192 square and the tutorial's five GEMMs\n"
     "  --threads  CPU thread count (default: 1 and all cores)\n"
-    "  --out      results file (default results/<host>-<UTC date-time>.json), written atomically\n"
+    "  --out      results file (default results/<host>-<cpu>-<cores>c[-<gpu>]-<UTC time>.json), written atomically\n"
     "  --budget   seconds per case (default 30); a case predicted to exceed it is skipped\n"
     "  --quick    a smoke sweep: two step sizes, three GEMMs, short timings\n";
 
@@ -680,21 +680,24 @@ static void print_table(const fx_bench_run *run)
         printf("(gpu* = loss read back every step, like the tutorial's .item())\n");
 }
 
-static void default_out(char *buf, size_t len)
+/* results/<host>-<cpu model>-<cores>c[-<gpu>]-<UTC date-time>.json: which machine, at a glance. */
+static void default_out(char *buf, size_t len, const fx_bench_run *run)
 {
-    char host[128] = "host";
+    char host[128] = "host", name[512];
     gethostname(host, sizeof host);
     host[sizeof host - 1] = 0;
-    for (char *c = host; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
-            *c = '-';
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(name, sizeof name, "%s-%s-%dc%s%s", host, run->topo.cpu_model, run->threads_all,
+             run->have_gpu ? "-" : "", run->have_gpu ? run->gpu.name : "");
+    for (char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
+            *c = '-';
     mkdir("results", 0777);
-    snprintf(buf, len, "results/%s-%s.json", host, stamp);
+    snprintf(buf, len, "results/%s-%s.json", name, stamp);
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
@@ -838,9 +841,15 @@ int fx_cmd_bench(int argc, char **argv)
         }
     }
 
+    static fx_bench_run run;
+    run.threads_all = fx_core_count();
+    fx_topo_read(&run.topo);
+    fx_err ge = {{0}};
+    run.have_gpu = fx_gpu_query(&run.gpu, &ge) == 0;
+    snprintf(run.gpu_note, sizeof run.gpu_note, "%s", run.have_gpu ? "" : ge.msg);
     char outbuf[4096];
     if (!out) {
-        default_out(outbuf, sizeof outbuf);
+        default_out(outbuf, sizeof outbuf, &run);
         out = outbuf;
     }
     { /* fail now, not after minutes of timing, if the results cannot be written */
@@ -855,16 +864,10 @@ int fx_cmd_bench(int argc, char **argv)
     for (int i = 0; i < nunusable; i++)
         fprintf(stderr, "fiftyx: bench: leaving out backend %s: %s\n", unusable[i]->name, unusable[i]->unavailable());
 
-    static fx_bench_run run;
     run.argc = argc;
     run.argv = argv;
     run.quick = quick;
     run.budget = budget;
-    run.threads_all = fx_core_count();
-    fx_topo_read(&run.topo);
-    fx_err ge = {{0}};
-    run.have_gpu = fx_gpu_query(&run.gpu, &ge) == 0;
-    snprintf(run.gpu_note, sizeof run.gpu_note, "%s", run.have_gpu ? "" : ge.msg);
     int tlist[2] = {1, run.threads_all}, nt = run.threads_all > 1 ? 2 : 1;
     if (threads) {
         tlist[0] = (int)threads;
