@@ -22,8 +22,8 @@ static void slurp(FILE *f, char *buf, size_t len)
     fclose(f);
 }
 
-/* Runs `fiftyx args...` with a 120 s alarm; captures stdout and stderr. */
-static int run_self(const char *const *args, run_result *r)
+/* Runs `prog args...` (prog NULL: this binary) with a 120 s alarm; captures stdout and stderr. */
+static int run_prog(const char *prog, const char *const *args, run_result *r)
 {
     memset(r, 0, sizeof *r);
     FILE *out = tmpfile(), *err = tmpfile();
@@ -31,7 +31,7 @@ static int run_self(const char *const *args, run_result *r)
         return -1;
     const char *argv[32];
     int n = 0;
-    argv[n++] = "fiftyx";
+    argv[n++] = prog ? prog : "fiftyx";
     for (; args[n - 1] && n < 31; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
@@ -44,7 +44,7 @@ static int run_self(const char *const *args, run_result *r)
         dup2(fileno(out), 1);
         dup2(fileno(err), 2);
         alarm(120);
-        execv("/proc/self/exe", (char *const *)argv);
+        execv(prog ? prog : "/proc/self/exe", (char *const *)argv);
         _exit(127);
     }
     int st;
@@ -57,6 +57,8 @@ static int run_self(const char *const *args, run_result *r)
     slurp(err, r->err, sizeof r->err);
     return 0;
 }
+
+static int run_self(const char *const *args, run_result *r) { return run_prog(NULL, args, r); }
 
 static int count_lines(const char *s)
 {
@@ -124,6 +126,68 @@ static int make_init_dir(const char *dir, const fx_init *t, const char *name, co
         return fx_npy_save(path, t->y, 2, sh, &e);
     }
     return -1;
+}
+
+/* tools/compare, tools/plot and tools/report on good and bad results files. */
+static void check_tools(fx_check *c, const char *dir)
+{
+    char tool[3][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200];
+    const char *names[3] = {"compare", "plot", "report"};
+    for (int i = 0; i < 3; i++)
+        snprintf(tool[i], sizeof tool[i], "%s/tools/%s", fx_source_dir(), names[i]);
+    if (access("/usr/bin/env", X_OK) || system("command -v python3 >/dev/null 2>&1")) {
+        fx_report(c, FX_SKIP, "tools/all", "python3 is not installed (tools/install-deps installs it)");
+        return;
+    }
+    const char *doc = "{\"context\": {\"fiftyx\": {\"schema_version\": 1, \"cpu_model\": \"t\"}},"
+                      " \"benchmarks\": [{\"name\": \"%s\", \"real_time\": 2.5, \"time_unit\": \"us\","
+                      " \"cpu_time\": 2.5, \"suite\": \"step\", \"size\": \"1x1x1x1\"}]}\n";
+    struct {
+        char *path;
+        const char *text, *name;
+    } files[] = {{good, doc, "step/a/1x1x1x1"}, {other, doc, "step/b/1x1x1x1"},
+                 {trunc, "{\"context\": {\"fiftyx\": {\"schema_", NULL},
+                 {junk, "not json at all\n", NULL},
+                 {schema, "{\"context\": {\"fiftyx\": {\"schema_version\": 99}}, \"benchmarks\": []}\n", NULL}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(files[i].path, 4200, "%s/r%zu.json", dir, i);
+        FILE *f = fopen(files[i].path, "w");
+        if (!f) {
+            fx_report(c, FX_FAIL, "tools/files", "cannot write %s", files[i].path);
+            return;
+        }
+        fprintf(f, files[i].text, files[i].name);
+        fclose(f);
+    }
+    run_result r;
+    const char *same[] = {good, good, NULL};
+    if (run_prog(tool[0], same, &r) || r.status != 0 || !strstr(r.out, "step/a/1x1x1x1") || !strstr(r.out, "1.00"))
+        fx_report(c, FX_FAIL, "tools/compare_same_file", "exit %d: %.200s%.200s", r.status, r.out, r.err);
+    else
+        fx_report(c, FX_PASS, "tools/compare_same_file", NULL);
+    struct {
+        const char *name;
+        int tool;
+        const char *args[4];
+    } bad[] = {
+        {"tools/compare_bad_truncated", 0, {good, trunc, NULL}},
+        {"tools/compare_bad_not_json", 0, {junk, good, NULL}},
+        {"tools/compare_bad_schema", 0, {good, schema, NULL}},
+        {"tools/compare_bad_no_overlap", 0, {good, other, NULL}},
+        {"tools/compare_bad_missing_file", 0, {good, "/nonexistent.json", NULL}},
+        {"tools/compare_bad_one_file", 0, {good, NULL}},
+        {"tools/plot_bad_not_json", 1, {junk, "--outdir", dir, NULL}},
+        {"tools/plot_bad_outdir", 1, {good, "--outdir", "/nonexistent", NULL}},
+        {"tools/report_bad_schema", 2, {schema, NULL}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (run_prog(tool[bad[i].tool], bad[i].args, &r))
+            fx_report(c, FX_FAIL, bad[i].name, "could not run %s", tool[bad[i].tool]);
+        else if (r.signal || r.status != 2 || count_lines(r.err) != 1)
+            fx_report(c, FX_FAIL, bad[i].name, "exit %d, stderr: %.300s", r.status, r.err);
+        else
+            fx_report(c, FX_PASS, bad[i].name, NULL);
+    }
 }
 
 void fx_check_cli(fx_check *c)
@@ -229,6 +293,7 @@ void fx_check_cli(fx_check *c)
         }
         fx_init_free(&t);
     }
+    check_tools(c, dir);
     fx_rmtree(dir);
 
     /* A GPU backend on a machine without a GPU is bad input, not a crash. */
