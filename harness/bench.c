@@ -15,8 +15,10 @@
 #include "cli.h"
 #include "harness.h"
 
-/* The step ladder, each rung with its reason. lr = 6.4/(N·H·D_in) keeps SGD stable at every
- * rung (the curvature along w2 grows like N·H·D_in); it is exactly the tutorial's 1e-6 there. */
+/* The step ladder, each rung with its reason. lr = min(1e-6, 6.4/(N·H·D_in)) keeps SGD stable at
+ * every size: above the tutorial the curvature along w2 grows like N·H·D_in, and the rule gives
+ * exactly the tutorial's 1e-6 at its size; below it the tutorial's rate is already stable (the
+ * unclamped rule diverged at 7x5x3x2). */
 static const struct {
     const char *size, *why;
 } step_ladder[] = {
@@ -718,7 +720,7 @@ static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const 
                 fx_parse_size(size, &r->ss, NULL);
                 snprintf(r->size, sizeof r->size, "%ldx%ldx%ldx%ld", r->ss.n, r->ss.d_in, r->ss.h, r->ss.d_out);
                 r->flops = fx_step_flops(r->ss);
-                r->lr = 6.4 / ((double)r->ss.n * (double)r->ss.h * (double)r->ss.d_in);
+                r->lr = fmin(FX_TUTORIAL_LR, 6.4 / ((double)r->ss.n * (double)r->ss.h * (double)r->ss.d_in));
             } else {
                 parse_gemm(size, &r->m, &r->n, &r->k, &r->op, r->size, sizeof r->size);
                 r->flops = 2.0 * r->m * r->n * r->k;

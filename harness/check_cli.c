@@ -294,6 +294,26 @@ void fx_check_cli(fx_check *c)
         fx_init_free(&t);
     }
     check_tools(c, dir);
+
+    /* bench end to end at tiny sizes: every usable backend's step and GEMM hooks, validation
+     * after timing, the results file (exit 1 if any case fails or does not validate) */
+    char out[4200];
+    snprintf(out, sizeof out, "%s/bench.json", dir);
+    const char *bench[] = {"bench", "--quick", "--size", "7x5x3x2,33x17x9:tn,5x40x3:nt", "--budget", "5",
+                           "--out", out, NULL};
+    FILE *f;
+    if (run_self(bench, &r) || r.status != 0)
+        fx_report(c, FX_FAIL, "cli/bench_tiny", "exit %d: %.300s", r.status, r.err);
+    else if (!(f = fopen(out, "r")))
+        fx_report(c, FX_FAIL, "cli/bench_tiny", "no results file");
+    else {
+        char head[64] = "";
+        size_t n = fread(head, 1, sizeof head - 1, f);
+        fclose(f);
+        head[n] = 0;
+        int ok = strstr(head, "\"context\"") != NULL && strstr(r.out, "gemm") && strstr(r.out, "step");
+        fx_report(c, ok ? FX_PASS : FX_FAIL, "cli/bench_tiny", ok ? NULL : "unexpected output");
+    }
     fx_rmtree(dir);
 
     /* A GPU backend on a machine without a GPU is bad input, not a crash. */

@@ -95,6 +95,22 @@ typedef struct {
     void (*destroy)(void *handle);
 } fx_gemm_bench;
 
+/* The state a CPU backend's GEMM benchmark needs (kernels/common.c): the operand sets and one
+ * 64-byte-aligned output per set; each backend supplies only run(), its own product loop. */
+typedef struct {
+    fx_op op;
+    long m, n, k;
+    int nsets;
+    const float *const *a, *const *b;
+    float **c;
+    const void *ctx; /* the backend's own (e.g. its ISA table) */
+} fx_host_gemm;
+
+int fx_host_gemm_create(const void *ctx, fx_op op, long m, long n, long k, int nsets, const float *const *a,
+                        const float *const *b, void **handle, fx_err *e);
+int fx_host_gemm_result(void *handle, int set, float *c, fx_err *e);
+void fx_host_gemm_destroy(void *handle);
+
 typedef struct fx_backend {
     const char *name;
     fx_device device;

@@ -179,49 +179,15 @@ static int naive_read_weights(void *state, float *w1, float *w2, fx_err *e)
 }
 
 /* GEMM benchmark: the same naive kernel, timed on the CPU clock. */
-typedef struct {
-    fx_op op;
-    long m, n, k;
-    int nsets;
-    const float *const *a, *const *b;
-    float **c;
-} naive_gemm_bench;
-
-static void naive_gb_destroy(void *h)
-{
-    naive_gemm_bench *g = h;
-    if (!g)
-        return;
-    if (g->c)
-        for (int s = 0; s < g->nsets; s++)
-            free(g->c[s]);
-    free(g->c);
-    free(g);
-}
-
 static int naive_gb_create(fx_op op, long m, long n, long k, int nsets, const float *const *a,
                            const float *const *b, void **handle, fx_err *e)
 {
-    naive_gemm_bench *g = calloc(1, sizeof *g);
-    if (!g)
-        return fx_fail(e, "out of memory");
-    *g = (naive_gemm_bench){op, m, n, k, nsets, a, b, calloc((size_t)nsets, sizeof(float *))};
-    for (int s = 0; g->c && s < nsets; s++)
-        if (!(g->c[s] = malloc((size_t)m * (size_t)n * sizeof(float)))) {
-            naive_gb_destroy(g);
-            return fx_fail(e, "out of memory");
-        }
-    if (!g->c) {
-        naive_gb_destroy(g);
-        return fx_fail(e, "out of memory");
-    }
-    *handle = g;
-    return 0;
+    return fx_host_gemm_create(NULL, op, m, n, k, nsets, a, b, handle, e);
 }
 
 static int naive_gb_run(void *h, long iters, double *seconds, fx_err *e)
 {
-    naive_gemm_bench *g = h;
+    const fx_host_gemm *g = h;
     double t0 = fx_wall_seconds();
     for (long i = 0; i < iters; i++) {
         int s = (int)(i % g->nsets);
@@ -233,16 +199,8 @@ static int naive_gb_run(void *h, long iters, double *seconds, fx_err *e)
     return 0;
 }
 
-static int naive_gb_result(void *h, int set, float *c, fx_err *e)
-{
-    (void)e;
-    naive_gemm_bench *g = h;
-    memcpy(c, g->c[set], (size_t)g->m * (size_t)g->n * sizeof(float));
-    return 0;
-}
-
-static const fx_gemm_bench naive_gemm_bench_ops = {naive_gb_create, naive_gb_run, naive_gb_result,
-                                                   naive_gb_destroy};
+static const fx_gemm_bench naive_gemm_bench_ops = {naive_gb_create, naive_gb_run, fx_host_gemm_result,
+                                                   fx_host_gemm_destroy};
 
 const fx_backend fx_backend_naive = {
     .name = "naive",

@@ -11,7 +11,7 @@ backward and SGD, written as the tutorial writes it, run
   pytorch-cuda-graph     one step captured in a CUDA graph, replayed
 and writes a results file in fiftyx's layout, so tools/compare and tools/plot put PyTorch beside
 fiftyx. The tutorial size starts from reference/data/tutorial (the tutorial's own tensors);
-other sizes from torch.manual_seed(0). lr = 6.4/(N·H·D_in), as in fiftyx (1e-6 at the tutorial).
+other sizes from torch.manual_seed(0). lr = min(1e-6, 6.4/(N·H·D_in)), as in fiftyx (1e-6 at the tutorial).
 Validation: the first loss against a float64 evaluation of the same forward pass (rel. 1e-3).
 Timing: warm-up, repetitions of up to 500 steps until 0.5 s (at least 5), median per step;
 CUDA events on the GPU. Without torch: one line on stderr, exit 2."""
@@ -230,7 +230,7 @@ def main(argv):
     has_cuda = torch.cuda.is_available()
     rows, index = [], 0
     for size in sizes:
-        lr = 6.4 / (size[0] * size[2] * size[1])
+        lr = min(1e-6, 6.4 / (size[0] * size[2] * size[1]))
         init = initial_tensors(torch, size)
         ref = first_loss_f64(torch, init)
         sname = "x".join(str(v) for v in size)

@@ -188,52 +188,18 @@ static int ob_read_weights(void *state, float *w1, float *w2, fx_err *e)
 
 /* ---- GEMM benchmark: cblas_sgemm on the CPU clock ---- */
 
-typedef struct {
-    fx_op op;
-    long m, n, k;
-    int nsets;
-    const float *const *a, *const *b;
-    float **c;
-} ob_gemm_bench;
-
-static void ob_gb_destroy(void *h)
-{
-    ob_gemm_bench *g = h;
-    if (!g)
-        return;
-    if (g->c)
-        for (int s = 0; s < g->nsets; s++)
-            free(g->c[s]);
-    free(g->c);
-    free(g);
-}
-
 static int ob_gb_create(fx_op op, long m, long n, long k, int nsets, const float *const *a,
                         const float *const *b, void **handle, fx_err *e)
 {
     if (m > 0x7fffffffL || n > 0x7fffffffL || k > 0x7fffffffL)
         return fx_fail(e, "dimension too large for a 32-bit BLAS");
-    ob_gemm_bench *g = calloc(1, sizeof *g);
-    if (!g)
-        return fx_fail(e, "out of memory");
-    *g = (ob_gemm_bench){op, m, n, k, nsets, a, b, calloc((size_t)nsets, sizeof(float *))};
-    for (int s = 0; g->c && s < nsets; s++)
-        if (!(g->c[s] = malloc((size_t)m * (size_t)n * sizeof(float)))) {
-            ob_gb_destroy(g);
-            return fx_fail(e, "out of memory");
-        }
-    if (!g->c) {
-        ob_gb_destroy(g);
-        return fx_fail(e, "out of memory");
-    }
-    *handle = g;
-    return 0;
+    return fx_host_gemm_create(NULL, op, m, n, k, nsets, a, b, handle, e);
 }
 
 static int ob_gb_run(void *h, long iters, double *seconds, fx_err *e)
 {
     (void)e;
-    ob_gemm_bench *g = h;
+    const fx_host_gemm *g = h;
     use_threads();
     double t0 = fx_wall_seconds();
     for (long i = 0; i < iters; i++) {
@@ -244,15 +210,7 @@ static int ob_gb_run(void *h, long iters, double *seconds, fx_err *e)
     return 0;
 }
 
-static int ob_gb_result(void *h, int set, float *c, fx_err *e)
-{
-    (void)e;
-    ob_gemm_bench *g = h;
-    memcpy(c, g->c[set], (size_t)g->m * (size_t)g->n * sizeof(float));
-    return 0;
-}
-
-static const fx_gemm_bench ob_gemm_bench_ops = {ob_gb_create, ob_gb_run, ob_gb_result, ob_gb_destroy};
+static const fx_gemm_bench ob_gemm_bench_ops = {ob_gb_create, ob_gb_run, fx_host_gemm_result, fx_host_gemm_destroy};
 
 static const char *ob_describe(void)
 {

@@ -55,71 +55,28 @@ static int do_sgd(const fx_cpu_isa *isa, long n, float *w, const float *g, float
 
 /* ---- GEMM benchmark hooks: the kernels' GEMM (STORE epilogue), timed on the CPU clock ---- */
 
-typedef struct {
-    const fx_cpu_isa *isa;
-    fx_op op;
-    long m, n, k;
-    int nsets;
-    const float *const *a, *const *b;
-    float **c;
-} cpu_gemm_bench;
-
-static void gb_destroy(void *h)
-{
-    cpu_gemm_bench *g = h;
-    if (!g)
-        return;
-    if (g->c)
-        for (int s = 0; s < g->nsets; s++)
-            free(g->c[s]);
-    free(g->c);
-    free(g);
-}
-
 static int gb_create(const fx_cpu_isa *isa, fx_op op, long m, long n, long k, int nsets,
                      const float *const *a, const float *const *b, void **handle, fx_err *e)
 {
     if (!isa)
         return fx_fail(e, "no usable instruction set");
-    cpu_gemm_bench *g = calloc(1, sizeof *g);
-    if (!g)
-        return fx_fail(e, "out of memory");
-    *g = (cpu_gemm_bench){isa, op, m, n, k, nsets, a, b, calloc((size_t)nsets, sizeof(float *))};
-    size_t bytes = ((size_t)m * (size_t)n * sizeof(float) + 63) / 64 * 64;
-    for (int s = 0; g->c && s < nsets; s++)
-        if (!(g->c[s] = aligned_alloc(64, bytes))) {
-            gb_destroy(g);
-            return fx_fail(e, "out of memory");
-        }
-    if (!g->c) {
-        gb_destroy(g);
-        return fx_fail(e, "out of memory");
-    }
-    *handle = g;
-    return 0;
+    return fx_host_gemm_create(isa, op, m, n, k, nsets, a, b, handle, e);
 }
 
 static int gb_run(void *h, long iters, double *seconds, fx_err *e)
 {
-    cpu_gemm_bench *g = h;
+    const fx_host_gemm *g = h;
+    const fx_cpu_isa *isa = g->ctx;
     int threads = fx_cpu_threads();
     double t0 = fx_wall_seconds();
     for (long i = 0; i < iters; i++) {
         int s = (int)(i % g->nsets);
         fx_gemm_args args = {g->op, FX_EPI_STORE, g->m, g->n, g->k, g->a[s], g->b[s], g->c[s], NULL, 0};
         fx_cpu_gemm c = fx_cpu_gemm_from_args(&args);
-        if (fx_cpu_gemm_run(g->isa, &c, threads, e))
+        if (fx_cpu_gemm_run(isa, &c, threads, e))
             return -1;
     }
     *seconds = fx_wall_seconds() - t0;
-    return 0;
-}
-
-static int gb_result(void *h, int set, float *c, fx_err *e)
-{
-    (void)e;
-    cpu_gemm_bench *g = h;
-    memcpy(c, g->c[set], (size_t)g->m * (size_t)g->n * sizeof(float));
     return 0;
 }
 
@@ -177,7 +134,7 @@ static const char *lacks(const fx_cpu_isa *isa)
     {                                                                                             \
         return gb_create(isa_##id(), op, m, n, k, nsets, a, b, h, e);                             \
     }                                                                                             \
-    static const fx_gemm_bench gemm_bench_##id = {gb_create_##id, gb_run, gb_result, gb_destroy}; \
+    static const fx_gemm_bench gemm_bench_##id = {gb_create_##id, gb_run, fx_host_gemm_result, fx_host_gemm_destroy}; \
     static const char *describe_##id(void)                                                        \
     {                                                                                             \
         static char buf[320];                                                                     \
