@@ -1,6 +1,7 @@
 // cublas.cu — the `cublas` baseline: the same step as `cuda`, with cublasSgemm for the five GEMMs
-// (CUBLAS_DEFAULT_MATH: FP32, no TF32) and simple elementwise kernels for ReLU/mask; the loss
-// kernel, the CUDA-graph loop and the host-memory loss_grad/sgd are the ones `cuda` uses.
+// (CUBLAS_DEFAULT_MATH: FP32, no TF32) and simple elementwise kernels for ReLU/mask; the step's
+// tensors (fx_step_state), the loss kernel, the CUDA-graph loop, the host-memory kernels' operands
+// and the GEMM benchmark's operand sets are the ones `cuda` uses (fx_cuda.h).
 //
 // Row-major through the column-major API: a row-major X is the column-major Xᵀ, so
 // C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ with the operands swapped.
@@ -12,7 +13,6 @@
 #include <cublas_v2.h>
 #include "../cuda/fx_cuda.h"
 
-static const int STEPS_PER_GRAPH = 20;
 static const size_t CUBLAS_WORKSPACE = 32u << 20; // recommended for Hopper; set so graphs never allocate
 
 static int cublas_fail(fx_err *e, const char *file, int line, const char *what, cublasStatus_t s)
@@ -82,16 +82,7 @@ static const char *cublas_unsupported(const fx_problem *p)
         snprintf(why, sizeof why, "a dimension exceeds 2^31 − 1 (cublasSgemm takes int)");
         return why;
     }
-    double n = s.n, din = s.d_in, h = s.h, dout = s.d_out;
-    double need = 4.0 * (n * din + n * dout + din * h + h * dout + 2 * n * h + 2 * n * dout) + n * h +
-                  2.0 * CUBLAS_WORKSPACE;
-    double have = (double)fx_cuda_dev()->global_mem;
-    if (need > 0.9 * have) {
-        snprintf(why, sizeof why, "needs %.1f GiB of device memory; the GPU has %.1f GiB", need / (1 << 30),
-                 have / (1 << 30));
-        return why;
-    }
-    return NULL;
+    return fx_cuda_check_memory(fx_step_bytes(s) + 2.0 * CUBLAS_WORKSPACE, why, sizeof why);
 }
 
 // ---- kernels table -------------------------------------------------------------------------------
@@ -122,57 +113,37 @@ static int cublas_gemm(const fx_gemm_args *g, fx_err *e)
         return fx_fail(e, "%s", why);
     if (g->m > INT_MAX || g->n > INT_MAX || g->k > INT_MAX)
         return fx_fail(e, "cublas: dimensions beyond int");
-    const size_t na = (size_t)(g->m * g->k), nb = (size_t)(g->k * g->n), nc = (size_t)(g->m * g->n);
-    const bool has_mask = g->epi == FX_EPI_RELU_MASK || g->epi == FX_EPI_MASK;
-    fx_dev_buf<float> a, b, c;
-    fx_dev_buf<uint8_t> mask;
-    FX_TRY(a.upload(g->a, na, e));
-    FX_TRY(b.upload(g->b, nb, e));
-    FX_TRY(c.upload(g->c, nc, e));
-    if (has_mask)
-        FX_TRY(mask.upload(g->mask, nc, e));
+    fx_dev_gemm_operands dev;
+    fx_gemm_args d;
+    FX_TRY(dev.upload(*g, &d, e));
     cublas_ctx *ctx = nullptr;
     FX_TRY(kernels_ctx(&ctx, e));
-    fx_gemm_args d = *g;
-    d.a = a.p, d.b = b.p, d.c = c.p, d.mask = has_mask ? mask.p : nullptr;
     FX_TRY(cublas_gemm_dev(ctx->h, 0, d, e));
-    FX_CU(cudaMemcpy(g->c, c.p, nc * sizeof(float), cudaMemcpyDeviceToHost));
-    if (g->epi == FX_EPI_RELU_MASK)
-        FX_CU(cudaMemcpy(g->mask, mask.p, nc, cudaMemcpyDeviceToHost));
-    return 0;
+    return dev.download(*g, e);
 }
 
 static const fx_kernels cublas_kernels = {cublas_gemm, fx_cuda_host_loss_grad, fx_cuda_host_sgd};
 
 // ---- the loop ------------------------------------------------------------------------------------
 
-enum { G_H, G_YPRED, G_GH, G_W2, G_W1, NGEMM };
-
 struct cublas_state {
-    fx_size s;
-    fx_dev_buf<float> x, y, w1, w2, h_relu, y_pred, g, gh;
-    fx_dev_buf<uint8_t> mask;
-    fx_loss_scratch loss_scratch;
-    fx_gemm_args args[NGEMM];
-    fx_graph_stepper graphs; // declared before blas: handles are destroyed before their streams
-    cublas_ctx blas[2];      // one per stream: a handle's workspace must not be shared by parallel work
-    int sync_every_step;
+    fx_step_state step; // declared before blas: handles are destroyed before the graphs' streams
+    cublas_ctx blas[2]; // one per stream: a handle's workspace must not be shared by parallel work
 };
 
 static int enqueue_step(void *ctx, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork, cudaEvent_t join, fx_err *e)
 {
     cublas_state *st = (cublas_state *)ctx;
-    const long ne = st->s.n * st->s.d_out;
+    const fx_gemm_args *args = st->step.args;
     cublasHandle_t h0 = st->blas[0].h, h1 = st->blas[1].h;
-    FX_TRY(cublas_gemm_dev(h0, s0, st->args[G_H], e));
-    FX_TRY(cublas_gemm_dev(h0, s0, st->args[G_YPRED], e));
-    FX_TRY(fx_launch_loss_grad(ne, st->y_pred.p, st->y.p, st->g.p, st->graphs.losses.p, st->graphs.step.p,
-                               st->loss_scratch, s0, e));
-    FX_TRY(cublas_gemm_dev(h0, s0, st->args[G_GH], e));
+    FX_TRY(cublas_gemm_dev(h0, s0, args[FX_G_H], e));
+    FX_TRY(cublas_gemm_dev(h0, s0, args[FX_G_YPRED], e));
+    FX_TRY(st->step.enqueue_loss(s0, e));
+    FX_TRY(cublas_gemm_dev(h0, s0, args[FX_G_GH], e));
     FX_CU(cudaEventRecord(fork, s0));
     FX_CU(cudaStreamWaitEvent(s1, fork, 0));
-    FX_TRY(cublas_gemm_dev(h1, s1, st->args[G_W1], e));
-    FX_TRY(cublas_gemm_dev(h0, s0, st->args[G_W2], e));
+    FX_TRY(cublas_gemm_dev(h1, s1, args[FX_G_W1], e));
+    FX_TRY(cublas_gemm_dev(h0, s0, args[FX_G_W2], e));
     FX_CU(cudaEventRecord(join, s1));
     FX_CU(cudaStreamWaitEvent(s0, join, 0));
     return 0;
@@ -182,107 +153,45 @@ static void cublas_destroy(void *p) { delete (cublas_state *)p; }
 
 static int create_state(cublas_state *st, const fx_problem *p, const fx_tensors *init, fx_err *e)
 {
-    const fx_size s = p->size;
-    const size_t N = (size_t)s.n, Din = (size_t)s.d_in, H = (size_t)s.h, Dout = (size_t)s.d_out;
-    st->s = s;
-    st->sync_every_step = p->sync_every_step;
-    FX_TRY(st->x.upload(init->x, N * Din, e));
-    FX_TRY(st->y.upload(init->y, N * Dout, e));
-    FX_TRY(st->w1.upload(init->w1, Din * H, e));
-    FX_TRY(st->w2.upload(init->w2, H * Dout, e));
-    FX_TRY(st->h_relu.alloc(N * H, e));
-    FX_TRY(st->gh.alloc(N * H, e));
-    FX_TRY(st->y_pred.alloc(N * Dout, e));
-    FX_TRY(st->g.alloc(N * Dout, e));
-    FX_TRY(st->mask.alloc(N * H, e));
-    FX_TRY(st->loss_scratch.alloc(s.n * s.d_out, e));
-    const float lr = p->lr;
-    st->args[G_H] = {FX_NN, FX_EPI_RELU_MASK, s.n, s.h, s.d_in, st->x.p, st->w1.p, st->h_relu.p, st->mask.p, 0};
-    st->args[G_YPRED] = {FX_NN, FX_EPI_STORE, s.n, s.d_out, s.h, st->h_relu.p, st->w2.p, st->y_pred.p, nullptr, 0};
-    st->args[G_GH] = {FX_NT, FX_EPI_MASK, s.n, s.h, s.d_out, st->g.p, st->w2.p, st->gh.p, st->mask.p, 0};
-    st->args[G_W2] = {FX_TN, FX_EPI_SGD, s.h, s.d_out, s.n, st->h_relu.p, st->g.p, st->w2.p, nullptr, lr};
-    st->args[G_W1] = {FX_TN, FX_EPI_SGD, s.d_in, s.h, s.n, st->x.p, st->gh.p, st->w1.p, nullptr, lr};
-    FX_TRY(st->graphs.init(e));
-    FX_TRY(st->blas[0].init(st->graphs.s0, e));
-    FX_TRY(st->blas[1].init(st->graphs.s1, e));
-    FX_TRY(st->graphs.capture(enqueue_step, st, STEPS_PER_GRAPH, e));
-    // The zeroing memsets ran on the legacy stream, which the non-blocking streams do not wait for.
-    FX_CU(cudaDeviceSynchronize());
-    return 0;
+    FX_TRY(st->step.init(p, init, e));
+    FX_TRY(st->step.graphs.init(e));
+    FX_TRY(st->blas[0].init(st->step.graphs.s0, e));
+    FX_TRY(st->blas[1].init(st->step.graphs.s1, e));
+    return st->step.capture(enqueue_step, st, e);
 }
 
 static int cublas_create(const fx_problem *p, const fx_tensors *init, void **state, fx_err *e)
 {
     if (const char *why = cublas_unsupported(p))
         return fx_fail(e, "%s", why);
-    cublas_state *st = new (std::nothrow) cublas_state();
-    if (!st)
-        return fx_fail(e, "out of memory");
-    if (create_state(st, p, init, e)) {
-        delete st;
-        return -1;
-    }
-    *state = st;
-    return 0;
+    return fx_new<cublas_state>(state, [&](cublas_state *st) { return create_state(st, p, init, e); }, e);
 }
 
 static int cublas_run(void *state, int steps, double *losses, double *seconds, fx_err *e)
 {
-    cublas_state *st = (cublas_state *)state;
-    return st->graphs.run(steps, st->sync_every_step, losses, seconds, e);
+    return ((cublas_state *)state)->step.run(steps, losses, seconds, e);
 }
 
 static int cublas_read_weights(void *state, float *w1, float *w2, fx_err *e)
 {
-    cublas_state *st = (cublas_state *)state;
-    FX_CU(cudaMemcpy(w1, st->w1.p, (size_t)(st->s.d_in * st->s.h) * sizeof(float), cudaMemcpyDeviceToHost));
-    FX_CU(cudaMemcpy(w2, st->w2.p, (size_t)(st->s.h * st->s.d_out) * sizeof(float), cudaMemcpyDeviceToHost));
-    return 0;
+    return ((cublas_state *)state)->step.read_weights(w1, w2, e);
 }
 
 // ---- GEMM benchmark hooks ------------------------------------------------------------------------
 
 struct cublas_gb {
-    fx_op op;
-    long m, n, k;
-    int nsets;
-    fx_dev_buf<float> *a = nullptr, *b = nullptr, *c = nullptr;
-    cublas_ctx blas;
-    cudaEvent_t t0 = nullptr, t1 = nullptr;
-    ~cublas_gb()
-    {
-        delete[] a;
-        delete[] b;
-        delete[] c;
-        if (t0)
-            cudaEventDestroy(t0);
-        if (t1)
-            cudaEventDestroy(t1);
-    }
-    fx_gemm_args args(int set) const
-    {
-        return {op, FX_EPI_STORE, m, n, k, a[set].p, b[set].p, c[set].p, nullptr, 0};
-    }
+    cublas_ctx blas; // before sets: destroyed after them
+    fx_dev_gemm_sets sets;
 };
 
 static void cublas_gb_destroy(void *h) { delete (cublas_gb *)h; }
 
-static int gb_init(cublas_gb *g, const float *const *a, const float *const *b, fx_err *e)
+static int gb_init(cublas_gb *g, fx_op op, long m, long n, long k, int nsets, const float *const *a,
+                   const float *const *b, fx_err *e)
 {
-    g->a = new (std::nothrow) fx_dev_buf<float>[g->nsets];
-    g->b = new (std::nothrow) fx_dev_buf<float>[g->nsets];
-    g->c = new (std::nothrow) fx_dev_buf<float>[g->nsets];
-    if (!g->a || !g->b || !g->c)
-        return fx_fail(e, "out of memory");
-    for (int s = 0; s < g->nsets; s++) {
-        FX_TRY(g->a[s].upload(a[s], (size_t)(g->m * g->k), e));
-        FX_TRY(g->b[s].upload(b[s], (size_t)(g->k * g->n), e));
-        FX_TRY(g->c[s].alloc((size_t)(g->m * g->n), e));
-    }
+    FX_TRY(g->sets.upload(op, m, n, k, nsets, a, b, e));
     FX_TRY(g->blas.init(0, e));
-    FX_CU(cudaEventCreate(&g->t0));
-    FX_CU(cudaEventCreate(&g->t1));
-    return 0;
+    return g->sets.create_events(e);
 }
 
 static int cublas_gb_create(fx_op op, long m, long n, long k, int nsets, const float *const *a,
@@ -292,34 +201,17 @@ static int cublas_gb_create(fx_op op, long m, long n, long k, int nsets, const f
         return fx_fail(e, "%s", why);
     if (nsets < 1 || m > INT_MAX || n > INT_MAX || k > INT_MAX)
         return fx_fail(e, "gemm bench: bad arguments (nsets %d, %ldx%ldx%ld)", nsets, m, n, k);
-    cublas_gb *g = new (std::nothrow) cublas_gb();
-    if (!g)
-        return fx_fail(e, "out of memory");
-    g->op = op, g->m = m, g->n = n, g->k = k, g->nsets = nsets;
-    if (gb_init(g, a, b, e)) {
-        delete g;
-        return -1;
-    }
-    *handle = g;
-    return 0;
+    return fx_new<cublas_gb>(handle, [&](cublas_gb *g) { return gb_init(g, op, m, n, k, nsets, a, b, e); }, e);
 }
 
 static int cublas_gb_run(void *h, long iters, double *seconds, fx_err *e)
 {
     cublas_gb *g = (cublas_gb *)h;
-    FX_CU(cudaEventRecord(g->t0, 0));
-    for (long i = 0; i < iters; i++)
-        FX_TRY(cublas_gemm_dev(g->blas.h, 0, g->args((int)(i % g->nsets)), e));
-    FX_CU(cudaEventRecord(g->t1, 0));
-    return fx_event_seconds(g->t0, g->t1, seconds, e);
+    return g->sets.run(iters, [&](const fx_gemm_args &args) { return cublas_gemm_dev(g->blas.h, 0, args, e); },
+                       seconds, e);
 }
 
-static int cublas_gb_result(void *h, int set, float *c, fx_err *e)
-{
-    cublas_gb *g = (cublas_gb *)h;
-    FX_CU(cudaMemcpy(c, g->c[set].p, (size_t)(g->m * g->n) * sizeof(float), cudaMemcpyDeviceToHost));
-    return 0;
-}
+static int cublas_gb_result(void *h, int set, float *c, fx_err *e) { return ((cublas_gb *)h)->sets.result(set, c, e); }
 
 static const fx_gemm_bench cublas_gemm_bench = {cublas_gb_create, cublas_gb_run, cublas_gb_result,
                                                 cublas_gb_destroy};
@@ -336,7 +228,7 @@ static const char *cublas_describe(void)
         cublasGetProperty(MINOR_VERSION, &mi);
         cublasGetProperty(PATCH_LEVEL, &pa);
         snprintf(buf, sizeof buf, "%s, %d SMs; cuBLAS %d.%d.%d cublasSgemm, CUBLAS_DEFAULT_MATH (FP32, no TF32); "
-                 "step as CUDA graph of %d steps", d->name, d->sms, ma, mi, pa, STEPS_PER_GRAPH);
+                 "step as CUDA graph of %d steps", d->name, d->sms, ma, mi, pa, FX_STEPS_PER_GRAPH);
     }
     return buf;
 }

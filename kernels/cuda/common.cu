@@ -235,3 +235,137 @@ int fx_graph_stepper::run(int steps, int sync_every_step, double *host_losses, d
         FX_TRY(fx_event_seconds(t0, t1, seconds, e));
     return 0;
 }
+
+// ---- state shared by the backends -----------------------------------------------------------------
+
+int fx_read_weights(fx_size s, const float *dw1, const float *dw2, float *w1, float *w2, fx_err *e)
+{
+    FX_CU(cudaMemcpy(w1, dw1, (size_t)(s.d_in * s.h) * sizeof(float), cudaMemcpyDeviceToHost));
+    FX_CU(cudaMemcpy(w2, dw2, (size_t)(s.h * s.d_out) * sizeof(float), cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+const char *fx_cuda_check_memory(double need, char *why, size_t len)
+{
+    double have = (double)fx_cuda_dev()->global_mem;
+    if (need > 0.9 * have) {
+        snprintf(why, len, "needs %.1f GiB of device memory; the GPU has %.1f GiB", need / (1 << 30),
+                 have / (1 << 30));
+        return why;
+    }
+    return NULL;
+}
+
+double fx_step_bytes(fx_size s)
+{
+    double n = s.n, din = s.d_in, h = s.h, dout = s.d_out;
+    return 4.0 * (n * din + n * dout + din * h + h * dout + 2 * n * h + 2 * n * dout) + n * h;
+}
+
+// ---- fx_step_state ------------------------------------------------------------------------------
+
+int fx_step_state::init(const fx_problem *p, const fx_tensors *t, fx_err *e)
+{
+    s = p->size;
+    const size_t N = (size_t)s.n, Din = (size_t)s.d_in, H = (size_t)s.h, Dout = (size_t)s.d_out;
+    sync_every_step = p->sync_every_step;
+    FX_TRY(x.upload(t->x, N * Din, e));
+    FX_TRY(y.upload(t->y, N * Dout, e));
+    FX_TRY(w1.upload(t->w1, Din * H, e));
+    FX_TRY(w2.upload(t->w2, H * Dout, e));
+    FX_TRY(h_relu.alloc(N * H, e));
+    FX_TRY(gh.alloc(N * H, e));
+    FX_TRY(y_pred.alloc(N * Dout, e));
+    FX_TRY(g.alloc(N * Dout, e));
+    FX_TRY(mask.alloc(N * H, e));
+    FX_TRY(loss_scratch.alloc(s.n * s.d_out, e));
+    const float lr = p->lr;
+    args[FX_G_H] = {FX_NN, FX_EPI_RELU_MASK, s.n, s.h, s.d_in, x.p, w1.p, h_relu.p, mask.p, 0};
+    args[FX_G_YPRED] = {FX_NN, FX_EPI_STORE, s.n, s.d_out, s.h, h_relu.p, w2.p, y_pred.p, nullptr, 0};
+    args[FX_G_GH] = {FX_NT, FX_EPI_MASK, s.n, s.h, s.d_out, g.p, w2.p, gh.p, mask.p, 0};
+    args[FX_G_W2] = {FX_TN, FX_EPI_SGD, s.h, s.d_out, s.n, h_relu.p, g.p, w2.p, nullptr, lr};
+    args[FX_G_W1] = {FX_TN, FX_EPI_SGD, s.d_in, s.h, s.n, x.p, gh.p, w1.p, nullptr, lr};
+    return 0;
+}
+
+int fx_step_state::enqueue_loss(cudaStream_t st, fx_err *e)
+{
+    const long ne = s.n * s.d_out;
+    return fx_launch_loss_grad(ne, y_pred.p, y.p, g.p, graphs.losses.p, graphs.step.p, loss_scratch, st, e);
+}
+
+int fx_step_state::capture(fx_enqueue_step enqueue, void *ctx, fx_err *e)
+{
+    FX_TRY(graphs.capture(enqueue, ctx, FX_STEPS_PER_GRAPH, e));
+    // The zeroing memsets ran on the legacy stream, which the non-blocking streams do not wait for.
+    FX_CU(cudaDeviceSynchronize());
+    return 0;
+}
+
+// ---- fx_dev_gemm_operands ---------------------------------------------------------------------------
+
+int fx_dev_gemm_operands::upload(const fx_gemm_args &g, fx_gemm_args *d, fx_err *e)
+{
+    const size_t na = (size_t)(g.m * g.k), nb = (size_t)(g.k * g.n), nc = (size_t)(g.m * g.n);
+    const bool has_mask = g.epi == FX_EPI_RELU_MASK || g.epi == FX_EPI_MASK;
+    FX_TRY(a.upload(g.a, na, e));
+    FX_TRY(b.upload(g.b, nb, e));
+    FX_TRY(c.upload(g.c, nc, e)); // the caller's C (poisoned, or the weights for SGD) goes in
+    if (has_mask)
+        FX_TRY(mask.upload(g.mask, nc, e));
+    *d = g;
+    d->a = a.p, d->b = b.p, d->c = c.p, d->mask = has_mask ? mask.p : nullptr;
+    return 0;
+}
+
+int fx_dev_gemm_operands::download(const fx_gemm_args &g, fx_err *e) const
+{
+    const size_t nc = (size_t)(g.m * g.n);
+    FX_CU(cudaMemcpy(g.c, c.p, nc * sizeof(float), cudaMemcpyDeviceToHost));
+    if (g.epi == FX_EPI_RELU_MASK)
+        FX_CU(cudaMemcpy(g.mask, mask.p, nc, cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+// ---- fx_dev_gemm_sets -------------------------------------------------------------------------------
+
+fx_dev_gemm_sets::~fx_dev_gemm_sets()
+{
+    delete[] a;
+    delete[] b;
+    delete[] c;
+    if (t0)
+        cudaEventDestroy(t0);
+    if (t1)
+        cudaEventDestroy(t1);
+}
+
+int fx_dev_gemm_sets::upload(fx_op op_, long m_, long n_, long k_, int nsets_, const float *const *ha,
+                             const float *const *hb, fx_err *e)
+{
+    op = op_, m = m_, n = n_, k = k_, nsets = nsets_;
+    a = new (std::nothrow) fx_dev_buf<float>[nsets];
+    b = new (std::nothrow) fx_dev_buf<float>[nsets];
+    c = new (std::nothrow) fx_dev_buf<float>[nsets];
+    if (!a || !b || !c)
+        return fx_fail(e, "out of memory");
+    for (int s = 0; s < nsets; s++) {
+        FX_TRY(a[s].upload(ha[s], (size_t)(m * k), e));
+        FX_TRY(b[s].upload(hb[s], (size_t)(k * n), e));
+        FX_TRY(c[s].alloc((size_t)(m * n), e));
+    }
+    return 0;
+}
+
+int fx_dev_gemm_sets::create_events(fx_err *e)
+{
+    FX_CU(cudaEventCreate(&t0));
+    FX_CU(cudaEventCreate(&t1));
+    return 0;
+}
+
+int fx_dev_gemm_sets::result(int set, float *hc, fx_err *e) const
+{
+    FX_CU(cudaMemcpy(hc, c[set].p, (size_t)(m * n) * sizeof(float), cudaMemcpyDeviceToHost));
+    return 0;
+}

@@ -1,11 +1,13 @@
 // fx_cuda.h — host-side pieces shared by the CUDA backends (cuda, cuda-persistent, cublas):
-// error reporting, availability, device buffers, and launchers of the shared kernels.
+// error reporting, availability, device buffers, launchers of the shared kernels, and the state
+// cuda and cublas share (the step's tensors and graph loop, the GEMM benchmark's operand sets).
 //
 // Errors: every CUDA call goes through FX_CU, every launch is followed by FX_LAUNCHED; both turn a
 // failure into "file:line: what: cudaErrorX: text" in the caller's fx_err *e and return -1.
 // Nothing here exits or aborts.
 #pragma once
 #include <cuda_runtime.h>
+#include <new>
 #include <stddef.h>
 #include <stdint.h>
 #include "../fiftyx.h"
@@ -163,4 +165,104 @@ struct fx_graph_stepper {
     int init(fx_err *e);
     int capture(fx_enqueue_step enqueue, void *ctx, int many_steps, fx_err *e);
     int run(int steps, int sync_every_step, double *host_losses, double *seconds, fx_err *e);
+};
+
+// ---- state shared by the backends (common.cu) -------------------------------------------------
+
+// A new S (value-initialised) on which init(S *) returned 0; else -1 with e set (by init, or "out of
+// memory") and the S deleted again. The create() hooks of the backends and their GEMM benchmarks.
+template <class S, class Init>
+int fx_new(void **out, Init &&init, fx_err *e)
+{
+    S *s = new (std::nothrow) S();
+    if (!s)
+        return fx_fail(e, "out of memory");
+    if (init(s)) {
+        delete s;
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+// read_weights(): w1 [D_in×H] and w2 [H×D_out] from the device copies dw1, dw2 to the host.
+int fx_read_weights(fx_size s, const float *dw1, const float *dw2, float *w1, float *w2, fx_err *e);
+
+// NULL when `need` bytes fit in 90% of the GPU's memory, else why not (written to why).
+const char *fx_cuda_check_memory(double need, char *why, size_t len);
+
+// The training step of cuda and cublas (cuda.cu has the step): its device tensors, its five GEMMs
+// (args[FX_G_...], pointing at those tensors), the loss kernel's scratch and the graph loop.
+enum { FX_G_H, FX_G_YPRED, FX_G_GH, FX_G_W2, FX_G_W1, FX_NGEMM };
+
+constexpr int FX_STEPS_PER_GRAPH = 20; // steps in the many-step graph
+
+// Device bytes of fx_step_state's tensors (without a backend's workspaces).
+double fx_step_bytes(fx_size s);
+
+struct fx_step_state {
+    fx_size s = {};
+    int sync_every_step = 0;
+    fx_dev_buf<float> x, y, w1, w2, h_relu, y_pred, g, gh;
+    fx_dev_buf<uint8_t> mask;
+    fx_loss_scratch loss_scratch;
+    fx_gemm_args args[FX_NGEMM] = {};
+    fx_graph_stepper graphs; // last: its graphs are destroyed before the buffers they point to
+    // Uploads x, y, w1, w2, allocates the rest and fills args. Then the backend prepares its GEMMs,
+    // graphs.init() and capture(): nothing here is reallocated after that.
+    int init(const fx_problem *p, const fx_tensors *t, fx_err *e);
+    // The loss kernel of the step on stream st: g, losses[*step] from y_pred and y.
+    int enqueue_loss(cudaStream_t st, fx_err *e);
+    // graphs.capture() of FX_STEPS_PER_GRAPH steps, then a device synchronisation (the zeroing
+    // memsets ran on the legacy stream, which the non-blocking streams do not wait for).
+    int capture(fx_enqueue_step enqueue, void *ctx, fx_err *e);
+    int run(int steps, double *losses, double *seconds, fx_err *e)
+    {
+        return graphs.run(steps, sync_every_step, losses, seconds, e);
+    }
+    int read_weights(float *hw1, float *hw2, fx_err *e) const { return fx_read_weights(s, w1.p, w2.p, hw1, hw2, e); }
+};
+
+// The kernels table's gemm on host memory, shared by cuda and cublas: upload() puts A, B, C (the
+// caller's C goes in: poisoned, or the weights for SGD) and, for the mask epilogues, the mask on the
+// device and fills *d with g's arguments on them; download() copies C (and a RELU_MASK mask) back.
+struct fx_dev_gemm_operands {
+    fx_dev_buf<float> a, b, c;
+    fx_dev_buf<uint8_t> mask;
+    int upload(const fx_gemm_args &g, fx_gemm_args *d, fx_err *e);
+    int download(const fx_gemm_args &g, fx_err *e) const;
+};
+
+// The operand sets of a GEMM benchmark (fx_gemm_bench) of cuda and cublas: nsets of A and B on the
+// device, one C per set, and the two events of run(); the backend adds its GEMM. Sets are made by
+// upload(), then (after the backend's own preparation) create_events().
+struct fx_dev_gemm_sets {
+    fx_op op = FX_NN;
+    long m = 0, n = 0, k = 0;
+    int nsets = 0;
+    fx_dev_buf<float> *a = nullptr, *b = nullptr, *c = nullptr; // nsets each
+    cudaEvent_t t0 = nullptr, t1 = nullptr;
+    fx_dev_gemm_sets() = default;
+    fx_dev_gemm_sets(const fx_dev_gemm_sets &) = delete;
+    fx_dev_gemm_sets &operator=(const fx_dev_gemm_sets &) = delete;
+    ~fx_dev_gemm_sets();
+    int upload(fx_op op_, long m_, long n_, long k_, int nsets_, const float *const *ha, const float *const *hb,
+               fx_err *e);
+    int create_events(fx_err *e);
+    fx_gemm_args args(int set) const
+    {
+        return {op, FX_EPI_STORE, m, n, k, a[set].p, b[set].p, c[set].p, nullptr, 0};
+    }
+    // The hook's run(): `iters` calls gemm(args(i % nsets)) (each enqueues one product on the legacy
+    // stream, 0 or -1) between the events; *seconds between them.
+    template <class Gemm>
+    int run(long iters, Gemm &&gemm, double *seconds, fx_err *e)
+    {
+        FX_CU(cudaEventRecord(t0, 0));
+        for (long i = 0; i < iters; i++)
+            FX_TRY(gemm(args((int)(i % nsets))));
+        FX_CU(cudaEventRecord(t1, 0));
+        return fx_event_seconds(t0, t1, seconds, e);
+    }
+    int result(int set, float *hc, fx_err *e) const;
 };

@@ -158,15 +158,7 @@ static int pers_create(const fx_problem *p, const fx_tensors *init, void **state
 {
     if (const char *why = fx_cuda_unavailable())
         return fx_fail(e, "%s", why);
-    pers_state *st = new (std::nothrow) pers_state();
-    if (!st)
-        return fx_fail(e, "out of memory");
-    if (create_state(st, p, init, e)) {
-        delete st;
-        return -1;
-    }
-    *state = st;
-    return 0;
+    return fx_new<pers_state>(state, [&](pers_state *st) { return create_state(st, p, init, e); }, e);
 }
 
 // One cooperative launch of `steps` steps writing losses.p[0 .. steps).
@@ -219,10 +211,8 @@ static int pers_run(void *state, int steps, double *losses, double *seconds, fx_
 
 static int pers_read_weights(void *state, float *w1, float *w2, fx_err *e)
 {
-    pers_state *st = (pers_state *)state;
-    FX_CU(cudaMemcpy(w1, st->w1.p, (size_t)(st->s.d_in * st->s.h) * sizeof(float), cudaMemcpyDeviceToHost));
-    FX_CU(cudaMemcpy(w2, st->w2.p, (size_t)(st->s.h * st->s.d_out) * sizeof(float), cudaMemcpyDeviceToHost));
-    return 0;
+    const pers_state *st = (const pers_state *)state;
+    return fx_read_weights(st->s, st->w1.p, st->w2.p, w1, w2, e);
 }
 
 static const char *pers_describe(void)
