@@ -1,4 +1,5 @@
-# fiftyx — make (build), make check (tests), make bench (the main job), make plot, make clean.
+# fiftyx — make (build), make check (tests), make bench (the main job), make plot, make report,
+# make gpu-bundle (for tools/gpu-session), make clean.
 # Honours CC, CFLAGS, LDFLAGS, NVCC, NVCCFLAGS, CUDA_ARCH; SANITIZE=1 builds with ASan+UBSan
 # into build/san. CUDA is autodetected (nvcc on PATH or in /usr/local/cuda); without it the
 # build is CPU-only. Missing libraries are installed by tools/install-deps.
@@ -56,7 +57,7 @@ endif
 
 OBJS := $(C_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
 
-.PHONY: all check check-emu bench plot report clean
+.PHONY: all check check-emu bench plot report gpu-bundle clean
 all: $(BUILD)/fiftyx
 ifeq ($(NVCC),)
 	@echo "fiftyx: nvcc not found: CPU-only build (the cuda and cublas backends are not built)"
@@ -94,6 +95,14 @@ bench: $(BUILD)/fiftyx
 
 plot:
 	tools/plot results/*.json
+
+# What a lent GPU machine needs from here (tools/gpu-session; carry build/fiftyx, build/lib,
+# build/GIT_SHA): the binary, copies of the libraries that machine lacks, and the commit it is.
+gpu-bundle: $(BUILD)/fiftyx
+	tools/bundle-libs $(BUILD)/fiftyx $(BUILD)/lib
+	{ git rev-parse --short=12 HEAD && test -z "$$(git status --porcelain --untracked-files=no)" || echo dirty; } \
+		| paste -sd- >$(BUILD)/GIT_SHA.tmp && mv -f $(BUILD)/GIT_SHA.tmp $(BUILD)/GIT_SHA
+	@echo "gpu-bundle: carry $(BUILD)/fiftyx $(BUILD)/lib $(BUILD)/GIT_SHA ($$(du -shc $(BUILD)/fiftyx $(BUILD)/lib | tail -1 | cut -f1)); run tools/gpu-session"
 
 report: plot
 	tools/report

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
 #include "cli.h"
@@ -46,7 +47,11 @@ void fx_rmtree(const char *dir)
         while ((ent = readdir(d)))
             if (strcmp(ent->d_name, ".") && strcmp(ent->d_name, "..")) {
                 snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-                unlink(path);
+                struct stat st; /* lstat: a symbolic link is removed, never followed */
+                if (!lstat(path, &st) && S_ISDIR(st.st_mode))
+                    fx_rmtree(path);
+                else
+                    unlink(path);
             }
         closedir(d);
     }

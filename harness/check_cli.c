@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
@@ -190,6 +191,60 @@ static void check_tools(fx_check *c, const char *dir)
     }
 }
 
+/* Copies the running binary to PATH (mode 0755). */
+static int copy_self(const char *path)
+{
+    FILE *in = fopen("/proc/self/exe", "rb"), *out = in ? fopen(path, "wb") : NULL;
+    int ok = in && out;
+    char buf[1 << 16];
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in);
+    if (in)
+        fclose(in);
+    if (out && fclose(out))
+        ok = 0;
+    return ok && chmod(path, 0755) == 0 ? 0 : -1;
+}
+
+/* A build carried to another machine (tools/gpu-session) lands in a tree at another path: the
+ * binary must find the tutorial tensors and tools/ in the tree it sits in, not where it was built. */
+static void check_relocated(fx_check *c, const char *dir)
+{
+    if (getenv("FIFTYX_SOURCE_DIR")) {
+        fx_report(c, FX_SKIP, "cli/relocated_binary", "FIFTYX_SOURCE_DIR is set");
+        return;
+    }
+    char tree[4200], sub[4300], bin[4300], link[4300], want[4400];
+    snprintf(tree, sizeof tree, "%s/tree", dir);
+    const char *subs[] = {"", "/build", "/reference", "/reference/data"};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        snprintf(sub, sizeof sub, "%s%s", tree, subs[i]);
+        if (mkdir(sub, 0755)) {
+            fx_report(c, FX_FAIL, "cli/relocated_binary", "cannot make %s", sub);
+            return;
+        }
+    }
+    char real[4200];
+    snprintf(real, sizeof real, "%s/reference/data/tutorial", fx_source_dir());
+    snprintf(link, sizeof link, "%s/reference/data/tutorial", tree);
+    snprintf(bin, sizeof bin, "%s/build/fiftyx", tree);
+    if (symlink(real, link) || copy_self(bin)) {
+        fx_report(c, FX_FAIL, "cli/relocated_binary", "cannot set up %s", tree);
+        return;
+    }
+    run_result r;
+    const char *info[] = {"info", NULL};
+    snprintf(want, sizeof want, "source     %s\n", tree);
+    if (run_prog(bin, info, &r) || r.status != 0 || !strstr(r.out, want))
+        fx_report(c, FX_FAIL, "cli/relocated_binary", "exit %d, expected '%s' in: %.400s%.200s", r.status,
+                  tree, r.out, r.err);
+    else
+        fx_report(c, FX_PASS, "cli/relocated_binary", NULL);
+    unlink(bin);
+}
+
 void fx_check_cli(fx_check *c)
 {
     /* Good runs first: the tutorial's first losses, as the issue names them. */
@@ -294,6 +349,7 @@ void fx_check_cli(fx_check *c)
         fx_init_free(&t);
     }
     check_tools(c, dir);
+    check_relocated(c, dir);
 
     /* bench end to end at tiny sizes: every usable backend's step and GEMM hooks, validation
      * after timing, the results file (exit 1 if any case fails or does not validate) */

@@ -17,6 +17,7 @@ int fx_cmd_bench(int argc, char **argv);
  * one thread per core; writes a description of the binding. threads <= 0: all cores. */
 int fx_setup_threads(int threads, char *binding, size_t binding_len);
 
-/* Where the source tree is (for the shipped tutorial tensors): set at build time. */
+/* Where the source tree is (tutorial tensors, tools/): FIFTYX_SOURCE_DIR, else the tree the binary
+ * sits in, else the build-time directory (main.c). */
 const char *fx_source_dir(void);
 #endif

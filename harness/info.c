@@ -33,6 +33,7 @@ int fx_cmd_info(int argc, char **argv)
            t.best_isa);
     if (t.mhz > 0)
         printf("clock      %.0f MHz (nominal, /proc/cpuinfo)\n", t.mhz);
+    printf("source     %s\n", fx_source_dir());
 
     fx_gpu_info g;
     fx_err e = {{0}};

@@ -12,7 +12,45 @@
 #define FX_SOURCE_DIR "."
 #endif
 
-const char *fx_source_dir(void) { return FX_SOURCE_DIR; }
+/* The source tree (tutorial tensors, tools/): FIFTYX_SOURCE_DIR if set; else the tree the running
+ * binary sits in (build/fiftyx, build/san/fiftyx, build/gpu/fiftyx: up to three levels above it),
+ * so that a build carried to another machine finds its data wherever the tree lands there; else
+ * the directory it was built in. A candidate counts only if it holds the tutorial tensors. */
+static int is_source_dir(const char *dir)
+{
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/reference/data/tutorial/x.npy", dir);
+    return access(probe, R_OK) == 0;
+}
+
+const char *fx_source_dir(void)
+{
+    static char dir[4096];
+    if (dir[0])
+        return dir;
+    const char *env = getenv("FIFTYX_SOURCE_DIR");
+    if (env && *env && strlen(env) < sizeof dir) {
+        snprintf(dir, sizeof dir, "%s", env);
+        return dir;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash || slash == exe)
+                break;
+            *slash = 0;
+            if (is_source_dir(exe)) {
+                snprintf(dir, sizeof dir, "%s", exe);
+                return dir;
+            }
+        }
+    }
+    snprintf(dir, sizeof dir, "%s", FX_SOURCE_DIR);
+    return dir;
+}
 
 int fx_setup_threads(int threads, char *binding, size_t binding_len)
 {
