@@ -166,11 +166,20 @@ static void check_tools(fx_check *c, const char *dir)
         fx_report(c, FX_FAIL, "tools/compare_same_file", "exit %d: %.200s%.200s", r.status, r.out, r.err);
     else
         fx_report(c, FX_PASS, "tools/compare_same_file", NULL);
+    /* --by-size lines up rows of different backends (and names) at the same suite/size */
+    const char *bysize[] = {"--by-size", good, other, NULL};
+    if (run_prog(tool[0], bysize, &r) || r.status != 0 || !strstr(r.out, "step 1x1x1x1") ||
+        !strstr(r.out, "step/a/1x1x1x1") || !strstr(r.out, "step/b/1x1x1x1"))
+        fx_report(c, FX_FAIL, "tools/compare_by_size", "exit %d: %.200s%.200s", r.status, r.out, r.err);
+    else
+        fx_report(c, FX_PASS, "tools/compare_by_size", NULL);
     struct {
         const char *name;
         int tool;
-        const char *args[4];
+        const char *args[5];
     } bad[] = {
+        {"tools/compare_bad_by_size_one_file", 0, {"--by-size", good, NULL}},
+        {"tools/compare_bad_by_size_and_all", 0, {"--by-size", "--all", good, other}},
         {"tools/compare_bad_truncated", 0, {good, trunc, NULL}},
         {"tools/compare_bad_not_json", 0, {junk, good, NULL}},
         {"tools/compare_bad_schema", 0, {good, schema, NULL}},

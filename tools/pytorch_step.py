@@ -183,6 +183,19 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def core_count():
+    """Physical cores this process may use (one thread per core, as fiftyx pins them)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = set()
+    for c in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{c}/topology/core_cpus_list") as f:
+                cores.add(f.read().strip())
+        except OSError:
+            cores.add(str(c))
+    return max(1, len(cores))
+
+
 def main(argv):
     if "--help" in argv or "-h" in argv:
         print(__doc__)
@@ -212,22 +225,24 @@ def main(argv):
         import torch
     except ImportError as e:
         die(f"PyTorch is not importable here ({e}); nothing to time")
-    ncpu = os.cpu_count() or 1
+    ncpu = core_count()
     try:
         threads = sorted({int(t) for t in (opts["--threads"] or f"1,{ncpu}").split(",")})
         assert all(t >= 1 for t in threads)
     except (ValueError, AssertionError):
         die(f"--threads {opts['--threads']!r}: expected a list of positive integers")
+    has_cuda = torch.cuda.is_available()
     out = opts["--out"]
-    if not out:
+    if not out:  # as fiftyx bench names its files: <host>-<cpu>-<cores>c[-<gpu>]-pytorch-<UTC>.json
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"{socket.gethostname()}-{cpu_model()}-{ncpu}c" + (f"-{torch.cuda.get_device_name(0)}" if has_cuda else "")
+        name = "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in name)
         os.makedirs("results", exist_ok=True)
-        out = os.path.join("results", f"{socket.gethostname()}-pytorch-{stamp}.json")
+        out = os.path.join("results", f"{name}-pytorch-{stamp}.json")
     outdir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(outdir) or not os.access(outdir, os.W_OK):
         die(f"--out {out}: directory missing or not writable")
 
-    has_cuda = torch.cuda.is_available()
     rows, index = [], 0
     for size in sizes:
         lr = min(1e-6, 6.4 / (size[0] * size[2] * size[1]))
