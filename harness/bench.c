@@ -442,11 +442,26 @@ static void fmt_time(double s, char *buf, size_t len)
         snprintf(buf, len, "%.3f s", s);
 }
 
+static void verdict(fx_bench_run *run);
+
+/* The results file as it stands after `done` cases (complete: false), rewritten atomically. */
+static void checkpoint(bench_ctx *bc, int done)
+{
+    fx_bench_run *run = bc->run;
+    run->rows_done = done;
+    verdict(run);
+    fx_err e = {{0}};
+    if (fx_results_write(bc->out_path, run, &e))
+        fprintf(stderr, "fiftyx: bench: checkpoint: %s\n", e.msg);
+}
+
 static void run_all(bench_ctx *bc)
 {
     fx_bench_run *run = bc->run;
     double start = fx_wall_seconds();
     for (int i = 0; i < run->nrows; i++) {
+        if (i > 0)
+            checkpoint(bc, i);
         fx_bench_row *r = &run->rows[i];
         double elapsed = fx_wall_seconds() - start;
         double left = i ? elapsed / i * (run->nrows - i) : 0;
@@ -570,6 +585,8 @@ static void verdict(fx_bench_run *run)
             flops[ns++] = r->flops;
         }
     }
+    free(run->speedups); /* the verdict is redone at every checkpoint */
+    run->nspeedups = 0;
     run->speedups = calloc((size_t)(3 * ns + 1), sizeof *run->speedups);
     char *v = run->verdict;
     size_t vl = sizeof run->verdict;
@@ -580,6 +597,9 @@ static void verdict(fx_bench_run *run)
     double s_all[MAX_SIZES];
     int have_all[MAX_SIZES];
     appendf(v, vl, "Verdict: is the GPU 50x faster than the CPU? (validated step times; medians)\n");
+    if (run->rows_done < run->nrows)
+        appendf(v, vl, "  (incomplete: written after %d of %d cases; sizes without results may not have run yet)\n",
+                run->rows_done, run->nrows);
     for (int i = 0; i < ns; i++) {
         const fx_bench_row *gpu = fastest(run, sizes[i], pick_gpu, 0);
         const fx_bench_row *naive = fastest(run, sizes[i], pick_naive, 0);
@@ -922,6 +942,7 @@ int fx_cmd_bench(int argc, char **argv)
     }
 
     run_all(&bc);
+    run.rows_done = run.nrows;
     verdict(&run);
     print_table(&run);
     printf("\n%s", run.verdict);

@@ -57,6 +57,7 @@ typedef struct {
     char gpu_note[256];
     fx_bench_row *rows;
     int nrows;
+    int rows_done; /* rows attempted so far: < nrows in a file written while the run goes on */
     fx_speedup *speedups;
     int nspeedups;
     char verdict[8192];

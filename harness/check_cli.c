@@ -1,5 +1,6 @@
 /* check_cli.c — the command line end to end: good runs, and every kind of bad input gives one
  * line on stderr and exit status 2 (never a crash, a signal or a hang). Runs this very binary. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,62 @@ static void check_relocated(fx_check *c, const char *dir)
     unlink(bin);
 }
 
+/* A bench cut short (the GPU machine's time limit, say) leaves the cases done so far in its file,
+ * marked incomplete: start one, wait for its first checkpoint, stop it, read the file. */
+static void check_bench_cut_short(fx_check *c, const char *dir)
+{
+    static char head[1 << 16];
+    char out[4200];
+    snprintf(out, sizeof out, "%s/cut.json", dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fx_report(c, FX_FAIL, "cli/bench_cut_short", "fork failed");
+        return;
+    }
+    if (pid == 0) { /* the second case takes seconds (naive loop, ~1 GFLOP per step) */
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        alarm(120);
+        execl("/proc/self/exe", "fiftyx", "bench", "--suite", "step", "--backend", "naive", "--size",
+              "7x5x3x2,512x1024x512x64", "--budget", "30", "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    int found = 0, st;
+    for (int i = 0; i < 600 && !found; i++) { /* up to 60 s for the first checkpoint */
+        found = access(out, R_OK) == 0;
+        if (!found) {
+            if (waitpid(pid, &st, WNOHANG) == pid) {
+                fx_report(c, FX_FAIL, "cli/bench_cut_short", "bench ended before writing a checkpoint");
+                return;
+            }
+            usleep(100000);
+        }
+    }
+    int ended = waitpid(pid, &st, WNOHANG) == pid;
+    if (!ended) {
+        kill(pid, SIGTERM);
+        waitpid(pid, &st, 0);
+    }
+    FILE *f = found ? fopen(out, "r") : NULL;
+    size_t n = f ? fread(head, 1, sizeof head - 1, f) : 0;
+    if (f)
+        fclose(f);
+    head[n] = 0;
+    if (!found)
+        fx_report(c, FX_FAIL, "cli/bench_cut_short", "no checkpoint file within 60 s");
+    else if (ended)
+        fx_report(c, FX_SKIP, "cli/bench_cut_short", "bench finished before it could be stopped");
+    else if (!strstr(head, "\"complete\": false") || !strstr(head, "\"cases_done\": 1") ||
+             !strstr(head, "step/naive/7x5x3x2/threads:1"))
+        fx_report(c, FX_FAIL, "cli/bench_cut_short", "checkpoint file lacks the first case or the incomplete mark");
+    else
+        fx_report(c, FX_PASS, "cli/bench_cut_short", NULL);
+    unlink(out);
+}
+
 void fx_check_cli(fx_check *c)
 {
     /* Good runs first: the tutorial's first losses, as the issue names them. */
@@ -359,6 +416,7 @@ void fx_check_cli(fx_check *c)
     }
     check_tools(c, dir);
     check_relocated(c, dir);
+    check_bench_cut_short(c, dir);
 
     /* bench end to end at tiny sizes: every usable backend's step and GEMM hooks, validation
      * after timing, the results file (exit 1 if any case fails or does not validate) */

@@ -22,7 +22,17 @@
 
 static const char *const op_names[] = {"nn", "nt", "tn"};
 
-static void git_describe(char *buf, size_t len)
+static void git_describe_uncached(char *buf, size_t len);
+
+static void git_describe(char *buf, size_t len) /* once per process: the file is written often */
+{
+    static char cached[128];
+    if (!cached[0])
+        git_describe_uncached(cached, sizeof cached);
+    snprintf(buf, len, "%s", cached);
+}
+
+static void git_describe_uncached(char *buf, size_t len)
 {
     const char *env = getenv("FIFTYX_GIT_SHA"); /* for trees copied without .git */
     if (env && *env) {
@@ -129,6 +139,11 @@ static json_t *context(const fx_bench_run *run)
         run->quick, "command", cmd, "git", sha);
     if (!run->have_gpu)
         json_object_set_new(fiftyx, "gpu_absent", json_string(run->gpu_note));
+    /* bench rewrites the file after every case: a run cut short (a time limit, a crash) leaves the
+     * cases done so far, marked incomplete */
+    json_object_set_new(fiftyx, "complete", json_boolean(run->rows_done >= run->nrows));
+    json_object_set_new(fiftyx, "cases_done", json_integer(run->rows_done));
+    json_object_set_new(fiftyx, "cases_total", json_integer(run->nrows));
 
     return json_pack("{s:s, s:s, s:s, s:i, s:f, s:b, s:o, s:[f,f,f], s:s, s:i, s:o}", "date", date, "host_name", host,
                      "executable", run->argv[0], "num_cpus", run->topo.pus, "mhz_per_cpu", run->topo.mhz,

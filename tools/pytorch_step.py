@@ -243,8 +243,61 @@ def main(argv):
     if not os.path.isdir(outdir) or not os.access(outdir, os.W_OK):
         die(f"--out {out}: directory missing or not writable")
 
+    def write_results(sizes_done):
+        """Writes the file (atomically) with the sizes done so far: a run cut short keeps them."""
+        # The tutorial's own claim, measured with its own code: PyTorch GPU over PyTorch CPU.
+        speedups, verdict = [], ["Verdict (PyTorch's own step, GPU over CPU; medians):"]
+        for size in sizes_done:
+            sname = "x".join(str(v) for v in size)
+            at = [r for r in rows if r["size"] == sname and r["validated"]]
+            gpu = min((r for r in at if r["device"] == "gpu" and not r["sync_every_step"]), key=lambda r: r["real_time"], default=None)
+            c1 = next((r for r in at if r["device"] == "cpu" and r["cpu_threads"] == 1), None)
+            call = next((r for r in at if r["device"] == "cpu" and r["cpu_threads"] == max(threads)), None)
+            if not gpu:
+                verdict.append(f"  {sname}: no GPU here")
+                continue
+            line = f"  {sname}: {gpu['backend']} {gpu['real_time']:.1f} us/step"
+            for cpu, against in ((c1, "pytorch-cpu-1-thread"), (call, "pytorch-cpu-all-cores")):
+                if cpu:
+                    s = cpu["real_time"] / gpu["real_time"]
+                    speedups.append({"size": sname, "flops_per_step": flops(size), "gpu": gpu["backend"],
+                                     "gpu_time_us": gpu["real_time"], "cpu": cpu["backend"], "cpu_threads": cpu["cpu_threads"],
+                                     "cpu_time_us": cpu["real_time"], "against": against, "speedup": s})
+                    line += f"; {s:.1f}x {against}"
+            verdict.append(line)
+
+        gpu_info = None
+        if has_cuda:
+            p = torch.cuda.get_device_properties(0)
+            gpu_info = {"name": p.name, "sms": p.multi_processor_count, "cc": f"{p.major}.{p.minor}",
+                        "memory_gib": p.total_memory / 2**30}
+        doc = {
+            "context": {
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host_name": socket.gethostname(),
+                "executable": "tools/pytorch_step.py", "num_cpus": ncpu, "mhz_per_cpu": 0, "cpu_scaling_enabled": False,
+                "caches": [], "load_avg": list(os.getloadavg()), "library_build_type": "release", "json_schema_version": 1,
+                "fiftyx": {"schema_version": SCHEMA_VERSION, "cpu_model": cpu_model(), "threads_all": max(threads),
+                           "gpu": gpu_info, "peer": f"PyTorch {torch.__version__}", "quick": quick,
+                           "command": ["tools/pytorch_step.py"] + argv, "budget_s": budget,
+                           "backends": {"pytorch-cpu": {"device": "cpu", "summary": "PyTorch eager on the CPU",
+                                                        "config": f"torch {torch.__version__}, {torch.__config__.parallel_info().splitlines()[0] if hasattr(torch.__config__, 'parallel_info') else ''}"},
+                                        "pytorch-cuda-eager": {"device": "gpu", "summary": "PyTorch eager on the GPU",
+                                                               "config": f"torch {torch.__version__}, CUDA {torch.version.cuda}"},
+                                        "pytorch-cuda-graph": {"device": "gpu", "summary": "one step captured in a CUDA graph",
+                                                               "config": f"torch {torch.__version__}, CUDA {torch.version.cuda}"}}},
+            },
+            "benchmarks": rows, "not_run": [], "speedups": speedups, "verdict": "\n".join(verdict) + "\n",
+        }
+        fd, tmp = tempfile.mkstemp(dir=outdir, prefix=".pytorch_step.")
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+        return verdict
+
     rows, index = [], 0
-    for size in sizes:
+    for si, size in enumerate(sizes):
         lr = min(1e-6, 6.4 / (size[0] * size[2] * size[1]))
         init = initial_tensors(torch, size)
         ref = first_loss_f64(torch, init)
@@ -277,56 +330,9 @@ def main(argv):
                 "sync_every_step": sync})
             index += 1
             print(f"    {r['median'] * 1e6:.2f} us/step, first loss rel. err {err:.2g}", file=sys.stderr)
+        write_results(sizes[:si + 1])
 
-    # The tutorial's own claim, measured with its own code: PyTorch GPU over PyTorch CPU.
-    speedups, verdict = [], ["Verdict (PyTorch's own step, GPU over CPU; medians):"]
-    for size in sizes:
-        sname = "x".join(str(v) for v in size)
-        at = [r for r in rows if r["size"] == sname and r["validated"]]
-        gpu = min((r for r in at if r["device"] == "gpu" and not r["sync_every_step"]), key=lambda r: r["real_time"], default=None)
-        c1 = next((r for r in at if r["device"] == "cpu" and r["cpu_threads"] == 1), None)
-        call = next((r for r in at if r["device"] == "cpu" and r["cpu_threads"] == max(threads)), None)
-        if not gpu:
-            verdict.append(f"  {sname}: no GPU here")
-            continue
-        line = f"  {sname}: {gpu['backend']} {gpu['real_time']:.1f} us/step"
-        for cpu, against in ((c1, "pytorch-cpu-1-thread"), (call, "pytorch-cpu-all-cores")):
-            if cpu:
-                s = cpu["real_time"] / gpu["real_time"]
-                speedups.append({"size": sname, "flops_per_step": flops(size), "gpu": gpu["backend"],
-                                 "gpu_time_us": gpu["real_time"], "cpu": cpu["backend"], "cpu_threads": cpu["cpu_threads"],
-                                 "cpu_time_us": cpu["real_time"], "against": against, "speedup": s})
-                line += f"; {s:.1f}x {against}"
-        verdict.append(line)
-
-    gpu_info = None
-    if has_cuda:
-        p = torch.cuda.get_device_properties(0)
-        gpu_info = {"name": p.name, "sms": p.multi_processor_count, "cc": f"{p.major}.{p.minor}",
-                    "memory_gib": p.total_memory / 2**30}
-    doc = {
-        "context": {
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host_name": socket.gethostname(),
-            "executable": "tools/pytorch_step.py", "num_cpus": ncpu, "mhz_per_cpu": 0, "cpu_scaling_enabled": False,
-            "caches": [], "load_avg": list(os.getloadavg()), "library_build_type": "release", "json_schema_version": 1,
-            "fiftyx": {"schema_version": SCHEMA_VERSION, "cpu_model": cpu_model(), "threads_all": max(threads),
-                       "gpu": gpu_info, "peer": f"PyTorch {torch.__version__}", "quick": quick,
-                       "command": ["tools/pytorch_step.py"] + argv, "budget_s": budget,
-                       "backends": {"pytorch-cpu": {"device": "cpu", "summary": "PyTorch eager on the CPU",
-                                                    "config": f"torch {torch.__version__}, {torch.__config__.parallel_info().splitlines()[0] if hasattr(torch.__config__, 'parallel_info') else ''}"},
-                                    "pytorch-cuda-eager": {"device": "gpu", "summary": "PyTorch eager on the GPU",
-                                                           "config": f"torch {torch.__version__}, CUDA {torch.version.cuda}"},
-                                    "pytorch-cuda-graph": {"device": "gpu", "summary": "one step captured in a CUDA graph",
-                                                           "config": f"torch {torch.__version__}, CUDA {torch.version.cuda}"}}},
-        },
-        "benchmarks": rows, "not_run": [], "speedups": speedups, "verdict": "\n".join(verdict) + "\n",
-    }
-    fd, tmp = tempfile.mkstemp(dir=outdir, prefix=".pytorch_step.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    verdict = write_results(sizes)
     print("\n".join(verdict))
     print(f"results written to {out}")
     return 0
