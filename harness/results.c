@@ -175,7 +175,7 @@ static json_t *benchmarks(const fx_bench_run *run)
             "{s:s, s:i, s:i, s:s, s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:s}", "name", name, "family_index", index,
             "per_family_instance_index", 0, "run_name", name, "run_type", "iteration", "repetitions", r->t.reps,
             "repetition_index", 0, "threads", r->threads > 0 ? r->threads : 1, "iterations",
-            (json_int_t)r->t.iters_per_rep * r->t.reps, "real_time", r->t.median * us, "cpu_time", r->t.median * us,
+            (json_int_t)r->t.iters_per_rep, "real_time", r->t.median * us, "cpu_time", r->t.cpu_median * us,
             "time_unit", "us");
         index++;
         json_object_update_new(

@@ -8,7 +8,9 @@
  *   4. repetitions until min_time has been spent and min_reps done (at most max_reps), or
  *      until the case's budget runs out (then fewer, and the row says how many); where one
  *      iteration takes over FX_LONG_ITERATION seconds, FX_MIN_REPS_LONG repetitions suffice;
- *   5. median, min and max of the per-iteration time over the repetitions. */
+ *   5. median, min and max of the per-iteration time over the repetitions; beside them the
+ *      median of the process's CPU time per iteration (CLOCK_PROCESS_CPUTIME_ID: all threads,
+ *      as Google Benchmark's MeasureProcessCPUTime counts it; on a GPU, the host's waiting). */
 #ifndef FIFTYX_TIMING_H
 #define FIFTYX_TIMING_H
 #include "../kernels/fiftyx.h"
@@ -28,6 +30,7 @@ typedef struct {
     long iters_per_rep;
     int reps;
     double median, min, max; /* seconds per iteration */
+    double cpu_median;       /* process CPU seconds per iteration, median over the repetitions */
     double first;            /* the warm-up iteration's time */
     double wall;             /* wall time spent on the case */
 } fx_timing;
