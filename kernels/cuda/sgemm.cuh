@@ -52,9 +52,9 @@ struct SgemmConfig {
                   "shared rows stay 16-byte aligned for float4 reads");
 };
 
-// Registers (ptxas, sm_90, nvcc 13.0): Large 163–183 with no spills at MIN_BLOCKS 1; capped at 128
+// Registers (ptxas, sm_90, nvcc 13.0): Large 168–187 with no spills at MIN_BLOCKS 1; capped at 128
 // (MIN_BLOCKS 2) it spills 60–150 bytes, with BK 8 too — which wins is for a GPU to say (NOTES.md).
-// Mid ≤ 128 (8 bytes spilled in NN), Small 89–121.
+// Mid 128 (NN: 8-byte stack frame, used outside the K loop), Small 112–121.
 //                       BM   BN  BK  WM  WN threads blocks/SM   per-thread tile
 using CfgLarge = SgemmConfig<128, 128, 16, 32, 64, 256, 1>; // 8×8: large squares
 using CfgMid = SgemmConfig<64, 64, 16, 32, 32, 128, 4>;     // 8×4: mid sizes, more blocks
