@@ -59,12 +59,14 @@ void fx_rmtree(const char *dir)
 }
 
 static const char usage[] =
-    "usage: fiftyx check [--backend B,...] [--quick]\n"
+    "usage: fiftyx check [--backend B,...] [--quick] [--threads T]\n"
     "  Validates the .npy reader, the RNG, the command line's handling of bad input, and for each\n"
     "  backend its kernels (GEMM NN/NT/TN with every epilogue, loss+gradient, SGD) at many shapes\n"
     "  and its whole training loop against the double-precision reference.\n"
     "  --backend  only these backends (default: all built; those unusable here are skipped)\n"
     "  --quick    fewer kernel shapes\n"
+    "  --threads  threads for the CPU backends (default: one per core); more threads than cores\n"
+    "             checks another machine's thread grids here (slowly)\n"
     "  Closing line: N passed, N failed, N skipped. Exit status 1 if anything failed.\n";
 
 int fx_cmd_check(int argc, char **argv)
@@ -72,6 +74,7 @@ int fx_cmd_check(int argc, char **argv)
     fx_check c = {0};
     c.self = argv[0];
     const char *only = NULL, *v;
+    long threads = 0;
     for (int i = 2; i < argc; i++) {
         if (fx_flag(argv, i, "--help") || fx_flag(argv, i, "-h")) {
             fputs(usage, stdout);
@@ -80,6 +83,9 @@ int fx_cmd_check(int argc, char **argv)
             only = v;
         } else if (fx_flag(argv, i, "--quick")) {
             c.quick = 1;
+        } else if ((v = fx_opt(argc, argv, &i, "--threads"))) {
+            if (fx_parse_long(v, 1, 4096, &threads))
+                fx_bad_input("--threads '%s': expected an integer from 1 to 4096", v);
         } else {
             fx_bad_input("check: unknown option '%s' (see fiftyx check --help)", argv[i]);
         }
@@ -95,7 +101,7 @@ int fx_cmd_check(int argc, char **argv)
             sel[nsel++] = all[i];
     }
     char binding[160];
-    fx_setup_threads(0, binding, sizeof binding);
+    fx_setup_threads((int)threads, binding, sizeof binding);
 
     fx_check_npy(&c);
     fx_check_rng(&c);

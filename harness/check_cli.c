@@ -377,6 +377,8 @@ void fx_check_cli(fx_check *c)
         {"init_size_disagrees", {"train", "--backend", "reference", "--init", tut, "--size", "2x2x2x2", NULL}},
         {"check_unknown_flag", {"check", "--frobnicate", NULL}},
         {"check_unknown_backend", {"check", "--backend", "nosuch", NULL}},
+        {"check_threads_zero", {"check", "--threads", "0", NULL}},
+        {"check_threads_junk", {"check", "--threads", "4x", NULL}},
         {"info_unknown_flag", {"info", "--frobnicate", NULL}},
         {"bench_unknown_suite", {"bench", "--suite", "nosuch", NULL}},
         {"bench_unknown_backend", {"bench", "--backend", "nosuch", NULL}},
