@@ -442,14 +442,12 @@ static void fmt_time(double s, char *buf, size_t len)
         snprintf(buf, len, "%.3f s", s);
 }
 
-static void verdict(fx_bench_run *run);
-
 /* The results file as it stands after `done` cases (complete: false), rewritten atomically. */
 static void checkpoint(bench_ctx *bc, int done)
 {
     fx_bench_run *run = bc->run;
     run->rows_done = done;
-    verdict(run);
+    fx_bench_verdict(run);
     fx_err e = {{0}};
     if (fx_results_write(bc->out_path, run, &e))
         fprintf(stderr, "fiftyx: bench: checkpoint: %s\n", e.msg);
@@ -570,7 +568,7 @@ static void appendf(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static void verdict(fx_bench_run *run)
+void fx_bench_verdict(fx_bench_run *run)
 {
     char sizes[MAX_SIZES][64];
     double flops[MAX_SIZES];
@@ -585,6 +583,16 @@ static void verdict(fx_bench_run *run)
             flops[ns++] = r->flops;
         }
     }
+    for (int a = 1; a < ns; a++) /* by FLOPs per step, so that crossovers read along the ladder */
+        for (int b = a; b > 0 && flops[b - 1] > flops[b]; b--) {
+            char tmp[64];
+            double f = flops[b];
+            flops[b] = flops[b - 1];
+            flops[b - 1] = f;
+            memcpy(tmp, sizes[b], sizeof tmp);
+            memcpy(sizes[b], sizes[b - 1], sizeof tmp);
+            memcpy(sizes[b - 1], tmp, sizeof tmp);
+        }
     free(run->speedups); /* the verdict is redone at every checkpoint */
     run->nspeedups = 0;
     run->speedups = calloc((size_t)(3 * ns + 1), sizeof *run->speedups);
@@ -943,7 +951,7 @@ int fx_cmd_bench(int argc, char **argv)
 
     run_all(&bc);
     run.rows_done = run.nrows;
-    verdict(&run);
+    fx_bench_verdict(&run);
     print_table(&run);
     printf("\n%s", run.verdict);
 

@@ -64,4 +64,8 @@ typedef struct {
 } fx_bench_run;
 
 int fx_results_write(const char *path, const fx_bench_run *run, fx_err *e);
+
+/* The verdict on "50x" from the validated step rows (speedups, crossovers, a sentence per size),
+ * into run->verdict and run->speedups; redone from scratch at every call. */
+void fx_bench_verdict(fx_bench_run *run);
 #endif

@@ -1,6 +1,7 @@
 /* check_cli.c — the command line end to end: good runs, and every kind of bad input gives one
  * line on stderr and exit status 2 (never a crash, a signal or a hang). Runs this very binary. */
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "bench.h"
 #include "check.h"
 #include "harness.h"
 
@@ -311,6 +313,154 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
     unlink(out);
 }
 
+/* The verdict's GPU side has not met a GPU yet: drive it, the results file and the tools with
+ * synthetic validated step rows (a made-up GPU backend beside CPU ones), and check every number,
+ * sentence and crossover against what the rows imply. Sizes come out of ladder order on purpose. */
+static void check_verdict(fx_check *c, const char *dir)
+{
+    static const fx_backend gpu_b = {"gpu-test", FX_GPU, "synthetic GPU rows for the check"};
+    static const fx_backend gpu_bad = {"gpu-unvalidated", FX_GPU, "synthetic, never validated"};
+    static const fx_backend naive_b = {"naive", FX_CPU, "synthetic naive rows"};
+    static const fx_backend cpu_b = {"cpu-test", FX_CPU, "synthetic CPU rows"};
+    struct {
+        const fx_backend *b;
+        int threads, sync, validated;
+        const char *size;
+        double flops, seconds;
+    } rows[] = {
+        {&gpu_b, 0, 0, 1, "256x4096x1024x256", 4.7e9, 2e-4},
+        {&cpu_b, 1, 0, 1, "256x4096x1024x256", 4.7e9, 45e-3},
+        {&cpu_b, 16, 0, 1, "256x4096x1024x256", 4.7e9, 4e-3},
+        {&naive_b, 1, 0, 1, "256x4096x1024x256", 4.7e9, 12.5},
+        {&naive_b, 1, 0, 1, "64x1000x100x10", 26e6, 9e-3},
+        {&cpu_b, 1, 0, 1, "64x1000x100x10", 26e6, 250e-6},
+        {&cpu_b, 16, 0, 1, "64x1000x100x10", 26e6, 100e-6},
+        {&gpu_b, 0, 0, 1, "64x1000x100x10", 26e6, 20e-6},
+        {&gpu_b, 0, 1, 1, "64x1000x100x10", 26e6, 10e-6},  /* sync-every-step: not the verdict's */
+        {&gpu_bad, 0, 0, 0, "64x1000x100x10", 26e6, 1e-6}, /* not validated: ignored */
+        {&cpu_b, 1, 0, 1, "1024x4096x4096x1024", 94.5e9, 0.9},
+        {&cpu_b, 16, 0, 1, "1024x4096x4096x1024", 94.5e9, 0.08},
+        {&gpu_b, 0, 0, 1, "1024x4096x4096x1024", 94.5e9, 1.2e-3},
+    };
+    enum { NR = sizeof rows / sizeof rows[0] };
+    static fx_bench_run run;
+    static fx_bench_row r[NR];
+    memset(&run, 0, sizeof run);
+    memset(r, 0, sizeof r);
+    static char *argv[] = {"fiftyx", "bench", "(synthetic rows of check_verdict)", NULL};
+    run.argc = 3;
+    run.argv = argv;
+    run.budget = 8;
+    run.threads_all = 16;
+    run.have_gpu = 1;
+    snprintf(run.gpu.name, sizeof run.gpu.name, "Synthetic GPU");
+    snprintf(run.topo.cpu_model, sizeof run.topo.cpu_model, "Synthetic CPU");
+    for (int i = 0; i < NR; i++) {
+        r[i].suite = FX_SUITE_STEP;
+        r[i].b = rows[i].b;
+        r[i].threads = rows[i].threads;
+        r[i].sync_every_step = rows[i].sync;
+        snprintf(r[i].size, sizeof r[i].size, "%s", rows[i].size);
+        r[i].flops = rows[i].flops;
+        r[i].status = FX_ROW_RAN;
+        r[i].validated = rows[i].validated;
+        snprintf(r[i].validation, sizeof r[i].validation, "synthetic");
+        r[i].t = (fx_timing){.iters_per_rep = 1, .reps = 5, .median = rows[i].seconds, .min = rows[i].seconds,
+                             .max = rows[i].seconds, .cpu_median = rows[i].seconds, .first = rows[i].seconds};
+        r[i].gflops = rows[i].flops / rows[i].seconds * 1e-9;
+        r[i].lr = 1e-6;
+    }
+    run.rows = r;
+    run.nrows = run.rows_done = NR;
+    fx_bench_verdict(&run);
+
+    /* expected: per size, GPU over naive / best 1 thread / best 16 threads */
+    struct {
+        const char *size, *against;
+        double speedup;
+    } want[] = {
+        {"64x1000x100x10", "naive-1-thread", 450}, {"64x1000x100x10", "best-cpu-1-thread", 12.5},
+        {"64x1000x100x10", "best-cpu-all-cores", 5}, {"256x4096x1024x256", "naive-1-thread", 62500},
+        {"256x4096x1024x256", "best-cpu-1-thread", 225}, {"256x4096x1024x256", "best-cpu-all-cores", 20},
+        {"1024x4096x4096x1024", "best-cpu-1-thread", 750}, {"1024x4096x4096x1024", "best-cpu-all-cores", 66.666666666666667},
+    };
+    int ok = run.nspeedups == (int)(sizeof want / sizeof want[0]);
+    for (int i = 0; ok && i < run.nspeedups; i++)
+        ok = !strcmp(run.speedups[i].size, want[i].size) && !strcmp(run.speedups[i].against, want[i].against) &&
+             fabs(run.speedups[i].speedup / want[i].speedup - 1) < 1e-9 && !strcmp(run.speedups[i].gpu->b->name, "gpu-test");
+    if (ok)
+        fx_report(c, FX_PASS, "verdict/speedups", NULL);
+    else
+        fx_report(c, FX_FAIL, "verdict/speedups", "%d speedups; verdict:\n%s", run.nspeedups, run.verdict);
+    const char *lines[] = {
+        "64x1000x100x10 (0.026 GFLOP/step): GPU gpu-test",
+        "→ 50x holds only against the naive loop",
+        "→ 50x holds against one CPU core, NOT against all cores",
+        "→ 50x HOLDS even against optimised CPU code on all cores",
+        "GPU over all cores is already ≥ 1x at the smallest size with both (64x1000x100x10, 5.0x)",
+        "GPU over all cores passes 10x between 64x1000x100x10 (5.0x) and 256x4096x1024x256 (20.0x)",
+        "GPU over all cores passes 50x between 256x4096x1024x256 (20.0x) and 1024x4096x4096x1024 (66.7x)",
+    };
+    const char *missing = NULL;
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0] && !missing; i++)
+        if (!strstr(run.verdict, lines[i]))
+            missing = lines[i];
+    if (missing)
+        fx_report(c, FX_FAIL, "verdict/sentences", "lacks '%s' in:\n%s", missing, run.verdict);
+    else
+        fx_report(c, FX_PASS, "verdict/sentences", NULL);
+
+    /* the same rows through the results file and the tools */
+    char path[4200], readme[4200];
+    snprintf(path, sizeof path, "%s/verdict.json", dir);
+    snprintf(readme, sizeof readme, "%s/README.md", dir);
+    fx_err e = {{0}};
+    FILE *f = fopen(readme, "w");
+    if (f) {
+        fputs("# t\n<!-- fiftyx-report:begin -->\n<!-- fiftyx-report:end -->\n", f);
+        fclose(f);
+    }
+    if (!f || fx_results_write(path, &run, &e)) {
+        fx_report(c, FX_FAIL, "verdict/results_file", "%s", f ? e.msg : "cannot write a README");
+        free(run.speedups);
+        return;
+    }
+    free(run.speedups);
+    run.speedups = NULL;
+    fx_report(c, FX_PASS, "verdict/results_file", NULL);
+    if (system("command -v python3 >/dev/null 2>&1")) {
+        fx_report(c, FX_SKIP, "verdict/tools", "python3 is not installed");
+        return;
+    }
+    char tool[4200];
+    run_result rr;
+    snprintf(tool, sizeof tool, "%s/tools/report", fx_source_dir());
+    const char *rep[] = {"--readme", readme, path, NULL};
+    char text[8192] = "";
+    if (!run_prog(tool, rep, &rr) && rr.status == 0 && (f = fopen(readme, "r"))) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+    }
+    if (!strstr(text, "Synthetic GPU") || !strstr(text, "gpu-test") || !strstr(text, "HOLDS even against") ||
+        !strstr(text, "| 66.7x (cpu-test) | **yes** |") || !strstr(text, "| 5.0x (cpu-test) | no |"))
+        fx_report(c, FX_FAIL, "verdict/report", "exit %d: %.300s", rr.status, rr.err);
+    else
+        fx_report(c, FX_PASS, "verdict/report", NULL);
+    if (system("command -v gnuplot >/dev/null 2>&1")) {
+        fx_report(c, FX_SKIP, "verdict/plot", "gnuplot is not installed");
+        return;
+    }
+    snprintf(tool, sizeof tool, "%s/tools/plot", fx_source_dir());
+    const char *plot[] = {path, "--outdir", dir, NULL};
+    char svg[4300];
+    snprintf(svg, sizeof svg, "%s/speedup.svg", dir);
+    if (run_prog(tool, plot, &rr) || rr.status != 0 || access(svg, R_OK))
+        fx_report(c, FX_FAIL, "verdict/plot", "exit %d, no speedup.svg: %.300s", rr.status, rr.err);
+    else
+        fx_report(c, FX_PASS, "verdict/plot", NULL);
+}
+
 void fx_check_cli(fx_check *c)
 {
     /* Good runs first: the tutorial's first losses, as the issue names them. */
@@ -417,6 +567,7 @@ void fx_check_cli(fx_check *c)
         fx_init_free(&t);
     }
     check_tools(c, dir);
+    check_verdict(c, dir);
     check_relocated(c, dir);
     check_bench_cut_short(c, dir);
 
@@ -439,7 +590,10 @@ void fx_check_cli(fx_check *c)
         int ok = strstr(head, "\"context\"") != NULL && strstr(r.out, "gemm") && strstr(r.out, "step");
         fx_report(c, ok ? FX_PASS : FX_FAIL, "cli/bench_tiny", ok ? NULL : "unexpected output");
     }
-    fx_rmtree(dir);
+    if (getenv("FIFTYX_KEEP_TMP")) /* to look at what the checks wrote */
+        fprintf(stderr, "fiftyx: check: kept %s\n", dir);
+    else
+        fx_rmtree(dir);
 
     /* A GPU backend on a machine without a GPU is bad input, not a crash. */
     size_t n;
