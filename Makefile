@@ -63,7 +63,19 @@ ifeq ($(NVCC),)
 	@echo "fiftyx: nvcc not found: CPU-only build (the cuda and cublas backends are not built)"
 endif
 
-$(BUILD)/fiftyx: $(OBJS)
+# Everything is rebuilt when the configuration changes (a CPU-only `make NVCC=` into the same
+# folder, other flags): objects and binary depend on this file, rewritten only when it differs.
+FX_CONFIG := $(CC) | $(CFLAGS) | $(LDFLAGS) | $(NVCC) | $(NVCCFLAGS) | $(CUDA_ARCH) | $(SAN)
+$(BUILD)/config: FORCE
+	@mkdir -p $(@D)
+	@echo '$(FX_CONFIG)' | cmp -s - $@ || echo '$(FX_CONFIG)' >$@
+
+.PHONY: FORCE
+FORCE:
+
+$(OBJS): $(BUILD)/config
+
+$(BUILD)/fiftyx: $(OBJS) $(BUILD)/config
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 $(BUILD)/obj/%_avx512.o: %_avx512.c
@@ -99,6 +111,7 @@ plot:
 # What a lent GPU machine needs from here (tools/gpu-session; carry build/fiftyx, build/lib,
 # build/GIT_SHA): the binary, copies of the libraries that machine lacks, and the commit it is.
 gpu-bundle: $(BUILD)/fiftyx
+	@test -n "$(NVCC)" || { echo "gpu-bundle: no nvcc here: this build has no CUDA backends to carry" >&2; exit 1; }
 	tools/bundle-libs $(BUILD)/fiftyx $(BUILD)/lib
 	{ git rev-parse --short=12 HEAD && test -z "$$(git status --porcelain --untracked-files=no)" || echo dirty; } \
 		| paste -sd- >$(BUILD)/GIT_SHA.tmp && mv -f $(BUILD)/GIT_SHA.tmp $(BUILD)/GIT_SHA

@@ -135,7 +135,7 @@ static int make_init_dir(const char *dir, const fx_init *t, const char *name, co
 /* tools/compare, tools/plot and tools/report on good and bad results files. */
 static void check_tools(fx_check *c, const char *dir)
 {
-    char tool[3][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200];
+    char tool[3][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200], badsp[4200];
     const char *names[3] = {"compare", "plot", "report"};
     for (int i = 0; i < 3; i++)
         snprintf(tool[i], sizeof tool[i], "%s/tools/%s", fx_source_dir(), names[i]);
@@ -152,7 +152,9 @@ static void check_tools(fx_check *c, const char *dir)
     } files[] = {{good, doc, "step/a/1x1x1x1"}, {other, doc, "step/b/1x1x1x1"},
                  {trunc, "{\"context\": {\"fiftyx\": {\"schema_", NULL},
                  {junk, "not json at all\n", NULL},
-                 {schema, "{\"context\": {\"fiftyx\": {\"schema_version\": 99}}, \"benchmarks\": []}\n", NULL}};
+                 {schema, "{\"context\": {\"fiftyx\": {\"schema_version\": 99}}, \"benchmarks\": []}\n", NULL},
+                 {badsp, "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": [],"
+                         " \"speedups\": [{\"size\": \"1x1x1x1\", \"speedup\": \"fast\"}]}\n", NULL}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(files[i].path, 4200, "%s/r%zu.json", dir, i);
         FILE *f = fopen(files[i].path, "w");
@@ -192,6 +194,7 @@ static void check_tools(fx_check *c, const char *dir)
         {"tools/plot_bad_not_json", 1, {junk, "--outdir", dir, NULL}},
         {"tools/plot_bad_outdir", 1, {good, "--outdir", "/nonexistent", NULL}},
         {"tools/report_bad_schema", 2, {schema, NULL}},
+        {"tools/report_bad_speedups", 2, {badsp, NULL}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (run_prog(tool[bad[i].tool], bad[i].args, &r))
@@ -248,7 +251,10 @@ static void check_relocated(fx_check *c, const char *dir)
     }
     run_result r;
     const char *info[] = {"info", NULL};
-    snprintf(want, sizeof want, "source     %s\n", tree);
+    char real_tree[4200]; /* the binary resolves its own path (/proc/self/exe): TMPDIR may be a link */
+    if (!realpath(tree, real_tree))
+        snprintf(real_tree, sizeof real_tree, "%s", tree);
+    snprintf(want, sizeof want, "source     %s\n", real_tree);
     if (run_prog(bin, info, &r) || r.status != 0 || !strstr(r.out, want))
         fx_report(c, FX_FAIL, "cli/relocated_binary", "exit %d, expected '%s' in: %.400s%.200s", r.status,
                   tree, r.out, r.err);
@@ -293,7 +299,7 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
     }
     int ended = waitpid(pid, &st, WNOHANG) == pid;
     if (!ended) {
-        kill(pid, SIGTERM);
+        kill(pid, SIGKILL); /* as hard a stop as there is: the file must still be whole */
         waitpid(pid, &st, 0);
     }
     FILE *f = found ? fopen(out, "r") : NULL;

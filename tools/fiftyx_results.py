@@ -42,6 +42,14 @@ def load(path):
             raise BadInput(f"{path}: benchmark {b['name']!r} has a bad real_time")
         if b["time_unit"] not in UNIT:
             raise BadInput(f"{path}: benchmark {b['name']!r} has unknown time_unit {b['time_unit']!r}")
+    sp = doc.get("speedups", [])
+    if not isinstance(sp, list):
+        raise BadInput(f"{path}: 'speedups' is not a list")
+    for i, x in enumerate(sp):
+        if not isinstance(x, dict) or not all(isinstance(x.get(k), str) for k in ("size", "gpu", "cpu", "against")) \
+                or not all(isinstance(x.get(k), (int, float)) and not isinstance(x.get(k), bool)
+                           for k in ("speedup", "gpu_time_us")):
+            raise BadInput(f"{path}: speedups #{i} lacks size/gpu/cpu/against or a numeric speedup/gpu_time_us")
     doc["_path"] = path
     return doc
 

@@ -281,6 +281,7 @@ def main(argv):
                 "caches": [], "load_avg": list(os.getloadavg()), "library_build_type": "release", "json_schema_version": 1,
                 "fiftyx": {"schema_version": SCHEMA_VERSION, "cpu_model": cpu_model(), "threads_all": max(threads),
                            "gpu": gpu_info, "peer": f"PyTorch {torch.__version__}", "quick": quick,
+                           "complete": len(sizes_done) == len(sizes), "cases_done": len(rows),
                            "command": ["tools/pytorch_step.py"] + argv, "budget_s": budget,
                            "backends": {"pytorch-cpu": {"device": "cpu", "summary": "PyTorch eager on the CPU",
                                                         "config": f"torch {torch.__version__}, {torch.__config__.parallel_info().splitlines()[0] if hasattr(torch.__config__, 'parallel_info') else ''}"},
