@@ -570,7 +570,7 @@ static void add_speedup(fx_bench_run *run, const char *size, double flops, const
     if (!gpu || !cpu)
         return;
     fx_speedup *s = &run->speedups[run->nspeedups++];
-    snprintf(s->size, sizeof s->size, "%s", size);
+    snprintf(s->size, sizeof s->size, "%.63s", size); /* sizes are < 64 chars */
     s->flops = flops;
     s->gpu = gpu;
     s->cpu = cpu;
@@ -590,31 +590,32 @@ static void appendf(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+typedef struct {
+    char name[64];
+    double flops;
+} step_size;
+
+static int cmp_flops(const void *a, const void *b)
+{
+    double x = ((const step_size *)a)->flops, y = ((const step_size *)b)->flops;
+    return (x > y) - (x < y);
+}
+
 void fx_bench_verdict(fx_bench_run *run)
 {
-    char sizes[MAX_SIZES][64];
-    double flops[MAX_SIZES];
+    step_size sz[MAX_SIZES];
     int ns = 0;
     for (int i = 0; i < run->nrows; i++) {
         const fx_bench_row *r = &run->rows[i];
         int seen = 0;
         for (int j = 0; j < ns; j++)
-            seen |= !strcmp(sizes[j], r->size);
+            seen |= !strcmp(sz[j].name, r->size);
         if (r->suite == FX_SUITE_STEP && !seen && ns < MAX_SIZES) {
-            snprintf(sizes[ns], sizeof sizes[ns], "%s", r->size);
-            flops[ns++] = r->flops;
+            snprintf(sz[ns].name, sizeof sz[ns].name, "%s", r->size);
+            sz[ns++].flops = r->flops;
         }
     }
-    for (int a = 1; a < ns; a++) /* by FLOPs per step, so that crossovers read along the ladder */
-        for (int b = a; b > 0 && flops[b - 1] > flops[b]; b--) {
-            char tmp[64];
-            double f = flops[b];
-            flops[b] = flops[b - 1];
-            flops[b - 1] = f;
-            memcpy(tmp, sizes[b], sizeof tmp);
-            memcpy(sizes[b], sizes[b - 1], sizeof tmp);
-            memcpy(sizes[b - 1], tmp, sizeof tmp);
-        }
+    qsort(sz, (size_t)ns, sizeof *sz, cmp_flops); /* so that crossovers read along the ladder */
     free(run->speedups); /* the verdict is redone at every checkpoint */
     run->nspeedups = 0;
     run->speedups = calloc((size_t)(3 * ns + 1), sizeof *run->speedups);
@@ -631,13 +632,13 @@ void fx_bench_verdict(fx_bench_run *run)
         appendf(v, vl, "  (incomplete: written after %d of %d cases; sizes without results may not have run yet)\n",
                 run->rows_done, run->nrows);
     for (int i = 0; i < ns; i++) {
-        const fx_bench_row *gpu = fastest(run, sizes[i], pick_gpu, 0);
-        const fx_bench_row *naive = fastest(run, sizes[i], pick_naive, 0);
-        const fx_bench_row *c1 = fastest(run, sizes[i], pick_cpu_threads, 1);
-        const fx_bench_row *ca = all > 1 ? fastest(run, sizes[i], pick_cpu_threads, all) : c1;
+        const fx_bench_row *gpu = fastest(run, sz[i].name, pick_gpu, 0);
+        const fx_bench_row *naive = fastest(run, sz[i].name, pick_naive, 0);
+        const fx_bench_row *c1 = fastest(run, sz[i].name, pick_cpu_threads, 1);
+        const fx_bench_row *ca = all > 1 ? fastest(run, sz[i].name, pick_cpu_threads, all) : c1;
         char t[32];
         have_all[i] = 0;
-        appendf(v, vl, "  %s (%.3g GFLOP/step): ", sizes[i], flops[i] * 1e-9);
+        appendf(v, vl, "  %s (%.3g GFLOP/step): ", sz[i].name, sz[i].flops * 1e-9);
         if (!gpu) {
             appendf(v, vl, "no GPU result%s; CPU side:", run->have_gpu ? "" : " (no GPU on this machine)");
             if (!naive && !c1 && !ca)
@@ -661,9 +662,9 @@ void fx_bench_verdict(fx_bench_run *run)
         }
         fmt_time(gpu->t.median, t, sizeof t);
         appendf(v, vl, "GPU %s %s/step", gpu->b->name, t);
-        add_speedup(run, sizes[i], flops[i], gpu, naive, "naive-1-thread");
-        add_speedup(run, sizes[i], flops[i], gpu, c1, "best-cpu-1-thread");
-        add_speedup(run, sizes[i], flops[i], gpu, ca, "best-cpu-all-cores");
+        add_speedup(run, sz[i].name, sz[i].flops, gpu, naive, "naive-1-thread");
+        add_speedup(run, sz[i].name, sz[i].flops, gpu, c1, "best-cpu-1-thread");
+        add_speedup(run, sz[i].name, sz[i].flops, gpu, ca, "best-cpu-all-cores");
         if (naive)
             appendf(v, vl, "; %.1fx the naive loop", naive->t.median / gpu->t.median);
         if (c1)
@@ -693,10 +694,10 @@ void fx_bench_verdict(fx_bench_run *run)
             if (s_all[i] >= marks[m]) {
                 if (prev < 0)
                     appendf(v, vl, "  GPU over all cores is already ≥ %gx at the smallest size with both (%s, %.1fx)\n",
-                            marks[m], sizes[i], s_all[i]);
+                            marks[m], sz[i].name, s_all[i]);
                 else
                     appendf(v, vl, "  GPU over all cores passes %gx between %s (%.1fx) and %s (%.1fx)\n", marks[m],
-                            sizes[prev], s_all[prev], sizes[i], s_all[i]);
+                            sz[prev].name, s_all[prev], sz[i].name, s_all[i]);
                 found = 1;
             }
             prev = i;

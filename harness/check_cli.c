@@ -64,6 +64,14 @@ static int run_prog(const char *prog, const char *const *args, run_result *r)
 
 static int run_self(const char *const *args, run_result *r) { return run_prog(NULL, args, r); }
 
+/* Whether `cmd` is on PATH (python3 for the tools, gnuplot for plots). */
+static int have(const char *cmd)
+{
+    char q[256];
+    snprintf(q, sizeof q, "command -v %s >/dev/null 2>&1", cmd);
+    return system(q) == 0;
+}
+
 static int count_lines(const char *s)
 {
     int n = 0;
@@ -139,7 +147,7 @@ static void check_tools(fx_check *c, const char *dir)
     const char *names[3] = {"compare", "plot", "report"};
     for (int i = 0; i < 3; i++)
         snprintf(tool[i], sizeof tool[i], "%s/tools/%s", fx_source_dir(), names[i]);
-    if (access("/usr/bin/env", X_OK) || system("command -v python3 >/dev/null 2>&1")) {
+    if (access("/usr/bin/env", X_OK) || !have("python3")) {
         fx_report(c, FX_SKIP, "tools/all", "python3 is not installed (tools/install-deps installs it)");
         return;
     }
@@ -303,10 +311,9 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
         waitpid(pid, &st, 0);
     }
     FILE *f = found ? fopen(out, "r") : NULL;
-    size_t n = f ? fread(head, 1, sizeof head - 1, f) : 0;
+    head[0] = 0;
     if (f)
-        fclose(f);
-    head[n] = 0;
+        slurp(f, head, sizeof head);
     if (!found)
         fx_report(c, FX_FAIL, "cli/bench_cut_short", "no checkpoint file within 60 s");
     else if (ended)
@@ -434,7 +441,7 @@ static void check_verdict(fx_check *c, const char *dir)
     free(run.speedups);
     run.speedups = NULL;
     fx_report(c, FX_PASS, "verdict/results_file", NULL);
-    if (system("command -v python3 >/dev/null 2>&1")) {
+    if (!have("python3")) {
         fx_report(c, FX_SKIP, "verdict/tools", "python3 is not installed");
         return;
     }
@@ -443,17 +450,14 @@ static void check_verdict(fx_check *c, const char *dir)
     snprintf(tool, sizeof tool, "%s/tools/report", fx_source_dir());
     const char *rep[] = {"--readme", readme, path, NULL};
     char text[8192] = "";
-    if (!run_prog(tool, rep, &rr) && rr.status == 0 && (f = fopen(readme, "r"))) {
-        size_t n = fread(text, 1, sizeof text - 1, f);
-        text[n] = 0;
-        fclose(f);
-    }
+    if (!run_prog(tool, rep, &rr) && rr.status == 0 && (f = fopen(readme, "r")))
+        slurp(f, text, sizeof text);
     if (!strstr(text, "Synthetic GPU") || !strstr(text, "gpu-test") || !strstr(text, "HOLDS even against") ||
         !strstr(text, "| 66.7x (cpu-test) | **yes** |") || !strstr(text, "| 5.0x (cpu-test) | no |"))
         fx_report(c, FX_FAIL, "verdict/report", "exit %d: %.300s", rr.status, rr.err);
     else
         fx_report(c, FX_PASS, "verdict/report", NULL);
-    if (system("command -v gnuplot >/dev/null 2>&1")) {
+    if (!have("gnuplot")) {
         fx_report(c, FX_SKIP, "verdict/plot", "gnuplot is not installed");
         return;
     }
@@ -589,10 +593,8 @@ void fx_check_cli(fx_check *c)
     else if (!(f = fopen(out, "r")))
         fx_report(c, FX_FAIL, "cli/bench_tiny", "no results file");
     else {
-        char head[64] = "";
-        size_t n = fread(head, 1, sizeof head - 1, f);
-        fclose(f);
-        head[n] = 0;
+        char head[64];
+        slurp(f, head, sizeof head);
         int ok = strstr(head, "\"context\"") != NULL && strstr(r.out, "gemm") && strstr(r.out, "step");
         fx_report(c, ok ? FX_PASS : FX_FAIL, "cli/bench_tiny", ok ? NULL : "unexpected output");
     }

@@ -22,16 +22,6 @@
 
 static const char *const op_names[] = {"nn", "nt", "tn"};
 
-static void git_describe_uncached(char *buf, size_t len);
-
-static void git_describe(char *buf, size_t len) /* once per process: the file is written often */
-{
-    static char cached[128];
-    if (!cached[0])
-        git_describe_uncached(cached, sizeof cached);
-    snprintf(buf, len, "%s", cached);
-}
-
 static void git_describe_uncached(char *buf, size_t len)
 {
     const char *env = getenv("FIFTYX_GIT_SHA"); /* for trees copied without .git */
@@ -58,6 +48,14 @@ static void git_describe_uncached(char *buf, size_t len)
     pclose(p);
     if (out[0] && strcmp(out, "dirty"))
         snprintf(buf, len, "%s", out);
+}
+
+static void git_describe(char *buf, size_t len) /* once per process: the file is written often */
+{
+    static char cached[128];
+    if (!cached[0])
+        git_describe_uncached(cached, sizeof cached);
+    snprintf(buf, len, "%s", cached);
 }
 
 static json_t *caches(const fx_topo *t)

@@ -10,6 +10,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Sorts v[0..n) and returns its median. */
+static double sorted_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static double process_cpu_seconds(void)
 {
     struct timespec ts;
@@ -51,13 +58,11 @@ int fx_time_case(fx_timed_fn fn, void *ctx, const fx_timing_policy *p, fx_timing
         samples[n++] = t / (double)iters;
         spent += t;
     }
-    qsort(samples, (size_t)n, sizeof *samples, cmp_double);
     out->reps = n;
+    out->median = sorted_median(samples, n);
     out->min = samples[0];
     out->max = samples[n - 1];
-    out->median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-    qsort(cpu, (size_t)n, sizeof *cpu, cmp_double);
-    out->cpu_median = n % 2 ? cpu[n / 2] : 0.5 * (cpu[n / 2 - 1] + cpu[n / 2]);
+    out->cpu_median = sorted_median(cpu, n);
     out->wall = fx_wall_seconds() - start;
     free(samples);
     free(cpu);

@@ -72,6 +72,15 @@ def machine_label(doc):
     return f"{cpu} x{threads}"
 
 
+def row_label(b, sync=" (sync/step)"):
+    """A row's backend as tables and plots name it: GPU rows by backend (and `sync` when the
+    loss is read every step), CPU rows with their thread count."""
+    backend = b.get("backend", b["name"])
+    if b.get("device") == "gpu":
+        return backend + (sync if b.get("sync_every_step") else "")
+    return f"{backend} {b.get('cpu_threads', b.get('threads', 1))}T"
+
+
 def fmt_time(s):
     if s < 1e-3:
         return f"{s * 1e6:.2f} us"

@@ -334,9 +334,8 @@ def main(argv):
                 "sync_every_step": sync})
             index += 1
             print(f"    {r['median'] * 1e6:.2f} us/step, first loss rel. err {err:.2g}", file=sys.stderr)
-        write_results(sizes[:si + 1])
+        verdict = write_results(sizes[:si + 1])
 
-    verdict = write_results(sizes)
     print("\n".join(verdict))
     print(f"results written to {out}")
     return 0
