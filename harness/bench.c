@@ -1,8 +1,10 @@
 /* bench.c — `fiftyx bench`: sweeps sizes over the backends, validates and times each case, and
  * gives the verdict on "50x": the best GPU time per size against the naive loop, the best CPU
  * code on one thread and the best CPU code on all cores. Timing policy: timing.h. */
+#include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,9 +134,16 @@ static void fill_init(fx_init *init, fx_size s, fx_err *e, int *ok)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/reference/data/tutorial", fx_source_dir());
     fx_size tut = FX_TUTORIAL_SIZE;
-    if (!memcmp(&s, &tut, sizeof s) && fx_init_load(init, dir, e) == 0) {
-        *ok = 1;
-        return;
+    if (!memcmp(&s, &tut, sizeof s)) {
+        fx_err why;
+        if (fx_init_load(init, dir, &why) == 0) {
+            *ok = 1;
+            return;
+        }
+        static int told;
+        if (!told++)
+            fprintf(stderr, "fiftyx: bench: warning: %s; the tutorial size starts from seeded random tensors "
+                    "instead (set FIFTYX_SOURCE_DIR to the source tree)\n", why.msg);
     }
     *ok = fx_init_random(init, s, 0, e) == 0;
 }
@@ -749,7 +758,8 @@ static void default_out(char *buf, size_t len, const fx_bench_run *run)
     for (char *c = name; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
             *c = '-';
-    mkdir("results", 0777);
+    if (mkdir("results", 0777) && errno != EEXIST)
+        fx_bad_input("bench: cannot make the results directory (%s): give --out FILE", strerror(errno));
     snprintf(buf, len, "results/%s-%s.json", name, stamp);
 }
 
@@ -799,8 +809,10 @@ int fx_cmd_bench(int argc, char **argv)
         } else if ((v = fx_opt(argc, argv, &i, "--size"))) {
             sizes = v;
         } else if ((v = fx_opt(argc, argv, &i, "--threads"))) {
-            if (fx_parse_long(v, 1, 4096, &threads))
-                fx_bad_input("--threads '%s': expected an integer from 1 to 4096", v);
+            /* more threads than processors would time the scheduler (check --threads may do it) */
+            int procs = omp_get_num_procs();
+            if (fx_parse_long(v, 1, procs, &threads))
+                fx_bad_input("--threads '%s': expected an integer from 1 to %d (the processors here)", v, procs);
         } else if ((v = fx_opt(argc, argv, &i, "--out"))) {
             out = v;
         } else if ((v = fx_opt(argc, argv, &i, "--budget"))) {
@@ -852,29 +864,31 @@ int fx_cmd_bench(int argc, char **argv)
         int n = strlen(sizes) < sizeof sizebuf ? (strcpy(sizebuf, sizes), fx_split_list(sizebuf, items, MAX_SIZES)) : -1;
         if (n < 0)
             fx_bad_input("--size '%s': malformed list (sizes separated by single commas, at most %d)", sizes, MAX_SIZES);
+        static char canon[MAX_SIZES][64]; /* each size as the results name it: no two alike */
         for (int i = 0; i < n; i++) {
             fx_err e;
             fx_size s;
             long m, nn, k;
             fx_op op;
-            char canon[64];
             if (count_x(items[i]) == 3) {
                 if (fx_parse_size(items[i], &s, &e))
                     fx_bad_input("--size: %s", e.msg);
+                if (!want_step)
+                    fx_bad_input("--size '%s' is a step size (NxD_INxHxD_OUT); --suite %s takes GEMM shapes", items[i], suite);
+                snprintf(canon[i], sizeof canon[i], "%ldx%ldx%ldx%ld", s.n, s.d_in, s.h, s.d_out);
                 step_sizes[nstep++] = items[i];
-            } else if (parse_gemm(items[i], &m, &nn, &k, &op, canon, sizeof canon) == 0) {
+            } else if (parse_gemm(items[i], &m, &nn, &k, &op, canon[i], sizeof canon[i]) == 0) {
+                if (!want_gemm)
+                    fx_bad_input("--size '%s' is a GEMM shape; --suite %s takes NxD_INxHxD_OUT", items[i], suite);
                 gemm_sizes[ngemm++] = items[i];
             } else {
                 fx_bad_input("--size '%s': expected NxD_INxHxD_OUT, S or MxNxK[:nn|nt|tn] with dimensions from 1 to %ld",
                              items[i], FX_MAX_DIM);
             }
+            for (int j = 0; j < i; j++)
+                if (!strcmp(canon[i], canon[j]))
+                    fx_bad_input("--size: '%s' and '%s' are the same size (%s)", items[j], items[i], canon[i]);
         }
-        if (!want_step)
-            nstep = 0;
-        if (!want_gemm)
-            ngemm = 0;
-        if (!nstep && !ngemm)
-            fx_bad_input("--size '%s': no size fits --suite %s", sizes, suite);
     } else {
         if (want_step) {
             if (quick)
@@ -901,17 +915,15 @@ int fx_cmd_bench(int argc, char **argv)
     run.have_gpu = fx_gpu_query(&run.gpu, &ge) == 0;
     snprintf(run.gpu_note, sizeof run.gpu_note, "%s", run.have_gpu ? "" : ge.msg);
     char outbuf[4096];
+    const char *out_what = out ? "--out" : "results file";
     if (!out) {
         default_out(outbuf, sizeof outbuf, &run);
         out = outbuf;
     }
     { /* fail now, not after minutes of timing, if the results cannot be written */
-        fx_atomic_file af;
         fx_err e;
-        if (fx_atomic_open(&af, out, &e))
-            fx_bad_input("--out: %s", e.msg);
-        fclose(af.fp);
-        unlink(af.tmp);
+        if (fx_atomic_check(out, &e))
+            fx_bad_input("%s: %s", out_what, e.msg);
     }
 
     for (int i = 0; i < nunusable; i++)

@@ -26,6 +26,8 @@ static void slurp(FILE *f, char *buf, size_t len)
     fclose(f);
 }
 
+static const char *run_cwd; /* when set, the directory run_prog's child starts in */
+
 /* Runs `prog args...` (prog NULL: this binary) with a 120 s alarm; captures stdout and stderr. */
 static int run_prog(const char *prog, const char *const *args, run_result *r)
 {
@@ -48,6 +50,8 @@ static int run_prog(const char *prog, const char *const *args, run_result *r)
         dup2(fileno(out), 1);
         dup2(fileno(err), 2);
         alarm(120);
+        if (run_cwd && chdir(run_cwd))
+            _exit(126);
         execv(prog ? prog : "/proc/self/exe", (char *const *)argv);
         _exit(127);
     }
@@ -133,11 +137,98 @@ static int make_init_dir(const char *dir, const fx_init *t, const char *name, co
         fclose(fp);
         return 0;
     }
+    if (!strcmp(how, "nan")) { /* one NaN in the middle */
+        float *copy = malloc((size_t)(t->size.n * t->size.d_in) * sizeof *copy);
+        if (!copy)
+            return -1;
+        memcpy(copy, t->x, (size_t)(t->size.n * t->size.d_in) * sizeof *copy);
+        copy[t->size.n * t->size.d_in / 2] = NAN;
+        int rc = fx_npy_save(path, copy, 2, sx, &e);
+        free(copy);
+        return rc;
+    }
+    if (!strcmp(how, "fifo")) /* a load must refuse it, not wait for a writer */
+        return unlink(path) || mkfifo(path, 0600) ? -1 : 0;
     if (!strcmp(how, "shape")) { /* y with 9 columns instead of 10 */
         long sh[2] = {t->size.n, t->size.d_out - 1};
         return fx_npy_save(path, t->y, 2, sh, &e);
     }
     return -1;
+}
+
+/* Bad input that needs more than a command line: a --save directory that can take only one of
+ * the two files, a wrong FIFTYX_SOURCE_DIR, and standard output on a full disk. */
+static void check_more_bad(fx_check *c, const char *dir, const char *tut)
+{
+    char save[4200], w1[4300], w2[4300];
+    snprintf(save, sizeof save, "%s/halfsave", dir);
+    snprintf(w1, sizeof w1, "%s/w1.npy", save);
+    snprintf(w2, sizeof w2, "%s/w2.npy", save);
+    if (mkdir(save, 0755) || mkdir(w2, 0755)) {
+        fx_report(c, FX_FAIL, "cli/bad_save_half", "cannot set up %s", save);
+    } else {
+        const char *args[] = {"train", "--backend", "naive", "--init", tut, "--steps", "1", "--save", save, NULL};
+        expect_bad(c, "save_half", args);
+        if (access(w1, F_OK) == 0)
+            fx_report(c, FX_FAIL, "cli/bad_save_half_nothing_written", "w1.npy was written although w2.npy cannot be");
+        else
+            fx_report(c, FX_PASS, "cli/bad_save_half_nothing_written", NULL);
+        rmdir(w2);
+        unlink(w1);
+        rmdir(save);
+    }
+
+    const char *old = getenv("FIFTYX_SOURCE_DIR");
+    char keep[4200];
+    snprintf(keep, sizeof keep, "%s", old ? old : "");
+    setenv("FIFTYX_SOURCE_DIR", dir, 1); /* a directory without the tutorial tensors */
+    const char *info[] = {"info", NULL};
+    expect_bad(c, "source_dir_env", info);
+    if (old)
+        setenv("FIFTYX_SOURCE_DIR", keep, 1);
+    else
+        unsetenv("FIFTYX_SOURCE_DIR");
+
+    /* the GPU machine's script: its settings come from the environment, an argument is a mistake */
+    char session[4200];
+    snprintf(session, sizeof session, "%s/tools/gpu-session", fx_source_dir());
+    run_result r;
+    const char *session_args[] = {"--bogus", NULL};
+    if (access("/bin/bash", X_OK))
+        fx_report(c, FX_SKIP, "tools/gpu_session_bad_argument", "no /bin/bash here");
+    else if (run_prog(session, session_args, &r) || r.signal || r.status != 2 || count_lines(r.err) != 1)
+        fx_report(c, FX_FAIL, "tools/gpu_session_bad_argument", "exit %d, stderr: %.200s", r.status, r.err);
+    else
+        fx_report(c, FX_PASS, "tools/gpu_session_bad_argument", NULL);
+
+    /* output that cannot be written is a failure: exit status not 0, one line saying so */
+    int full = open("/dev/full", O_WRONLY);
+    if (full < 0) {
+        fx_report(c, FX_SKIP, "cli/stdout_full", "no /dev/full here");
+        return;
+    }
+    FILE *err = tmpfile();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = err ? fork() : -1;
+    if (pid == 0) {
+        dup2(full, 1);
+        dup2(fileno(err), 2);
+        alarm(120);
+        execl("/proc/self/exe", "fiftyx", "train", "--backend", "naive", "--size", "4x5x3x2", "--steps", "3", (char *)NULL);
+        _exit(127);
+    }
+    close(full);
+    int st = 0;
+    char msg[4096] = "";
+    if (pid > 0)
+        waitpid(pid, &st, 0);
+    if (err)
+        slurp(err, msg, sizeof msg);
+    if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0 && count_lines(msg) == 1 && strstr(msg, "fiftyx: "))
+        fx_report(c, FX_PASS, "cli/stdout_full", NULL);
+    else
+        fx_report(c, FX_FAIL, "cli/stdout_full", "exit status %d, stderr: %.200s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, msg);
 }
 
 /* tools/compare, tools/plot and tools/report on good and bad results files. */
@@ -240,7 +331,9 @@ static void check_relocated(fx_check *c, const char *dir)
         return;
     }
     char tree[4200], sub[4300], bin[4300], link[4300], want[4400];
-    snprintf(tree, sizeof tree, "%s/tree", dir);
+    /* a quote and a command in the tree's name: nothing may run it through a shell (git is asked
+     * for the tree's commit when a results file is written) */
+    snprintf(tree, sizeof tree, "%s/tree';touch INJECTED;'", dir);
     const char *subs[] = {"", "/build", "/reference", "/reference/data"};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         snprintf(sub, sizeof sub, "%s%s", tree, subs[i]);
@@ -268,6 +361,21 @@ static void check_relocated(fx_check *c, const char *dir)
                   tree, r.out, r.err);
     else
         fx_report(c, FX_PASS, "cli/relocated_binary", NULL);
+    char out[4300], injected[4300];
+    snprintf(out, sizeof out, "%s/relocated.json", dir);
+    snprintf(injected, sizeof injected, "%s/INJECTED", dir);
+    const char *bench[] = {"bench", "--quick", "--suite", "step", "--backend", "naive", "--size", "2x2x2x2", "--out", out, NULL};
+    run_cwd = dir;
+    int failed = run_prog(bin, bench, &r) || r.status != 0;
+    run_cwd = NULL;
+    if (failed)
+        fx_report(c, FX_FAIL, "cli/path_not_run_by_shell", "bench from the relocated tree: exit %d: %.200s", r.status, r.err);
+    else if (access(injected, F_OK) == 0)
+        fx_report(c, FX_FAIL, "cli/path_not_run_by_shell", "a command in the tree's path was run");
+    else
+        fx_report(c, FX_PASS, "cli/path_not_run_by_shell", NULL);
+    unlink(out);
+    unlink(injected);
     unlink(bin);
 }
 
@@ -508,7 +616,12 @@ void fx_check_cli(fx_check *c)
     unlink(p1);
     unlink(p2);
 
-    /* Bad input. */
+    /* Bad input. An existing target that is not a regular file (a FIFO here: /dev/null itself
+     * would be at stake if the check ever failed) must not be replaced by a results file. */
+    char fifo_out[4200];
+    snprintf(fifo_out, sizeof fifo_out, "%s/out.fifo", dir);
+    if (mkfifo(fifo_out, 0600))
+        fx_report(c, FX_FAIL, "cli/fifo", "cannot make %s", fifo_out);
     struct {
         const char *name;
         const char *args[12];
@@ -551,9 +664,24 @@ void fx_check_cli(fx_check *c)
         {"bench_unwritable_out", {"bench", "--out", "/nonexistent/dir/r.json", NULL}},
         {"bench_bad_budget", {"bench", "--budget", "-1", NULL}},
         {"bench_unknown_flag", {"bench", "--frobnicate", NULL}},
+        {"lr_above_float", {"train", "--backend", "naive", "--size", "4x5x3x2", "--lr", "1e39", NULL}},
+        {"lr_below_float", {"train", "--backend", "naive", "--size", "4x5x3x2", "--lr", "1e-50", NULL}},
+        {"size_huge_y", {"train", "--backend", "naive", "--size", "16777216x1x1x16777216", NULL}},
+        {"bench_out_not_regular", {"bench", "--quick", "--backend", "naive", "--size", "2x2x2x2", "--out", fifo_out, NULL}},
+        {"bench_out_directory", {"bench", "--quick", "--backend", "naive", "--size", "2x2x2x2", "--out", dir, NULL}},
+        {"bench_out_empty", {"bench", "--quick", "--backend", "naive", "--size", "2x2x2x2", "--out", "", NULL}},
+        {"bench_backend_twice", {"bench", "--quick", "--backend", "naive,naive", "--size", "2x2x2x2", NULL}},
+        {"bench_size_twice", {"bench", "--quick", "--suite", "gemm", "--size", "16,16x16x16:nn", NULL}},
+        {"bench_size_other_suite", {"bench", "--quick", "--suite", "step", "--size", "2x2x2x2,16", NULL}},
+        {"bench_threads_above_processors", {"bench", "--quick", "--threads", "4096", NULL}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_bad(c, bad[i].name, bad[i].args);
+    struct stat fst;
+    if (lstat(fifo_out, &fst) || !S_ISFIFO(fst.st_mode))
+        fx_report(c, FX_FAIL, "cli/bad_bench_out_not_regular_kept", "the FIFO given as --out was replaced");
+    unlink(fifo_out);
+    check_more_bad(c, dir, tut);
 
     /* Bad tensor files behind --init. */
     fx_init t;
@@ -565,7 +693,9 @@ void fx_check_cli(fx_check *c)
             const char *name, *file, *how;
         } files[] = {{"init_truncated", "w1", "truncate"},
                      {"init_wrong_dtype", "x", "dtype"},
-                     {"init_wrong_shape", "y", "shape"}};
+                     {"init_wrong_shape", "y", "shape"},
+                     {"init_not_finite", "x", "nan"},
+                     {"init_fifo", "w2", "fifo"}};
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             if (make_init_dir(dir, &t, files[i].file, files[i].how)) {
                 fx_report(c, FX_FAIL, files[i].name, "could not write the test files");

@@ -1,9 +1,14 @@
 /* check_io.c — the .npy reader/writer and the shared RNG. */
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include "atomic_file.h"
 #include "check.h"
 #include "harness.h"
 
@@ -45,6 +50,83 @@ static void expect_error(fx_check *c, const char *name, const char *path, const 
     } else {
         fx_report(c, FX_PASS, name, NULL);
     }
+}
+
+/* Whether dir holds a file whose name starts with prefix (a leftover temporary). */
+static int has_file_starting(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int found = 0;
+    while (d && (de = readdir(d)))
+        found |= !strncmp(de->d_name, prefix, strlen(prefix));
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* What an atomic write may replace, and what it leaves when it is interrupted. */
+static void check_atomic_targets(fx_check *c, const char *dir)
+{
+    float v[2] = {3, 4};
+    long sh[1] = {2};
+    fx_err e = {{0}};
+    char path[4200], link[4200], fifo[4200], sub[4200];
+    struct stat st;
+    fx_npy a;
+
+    /* a symbolic link: the file it points to is replaced, the link stays */
+    snprintf(path, sizeof path, "%s/rt.npy", dir);
+    snprintf(link, sizeof link, "%s/link.npy", dir);
+    int ok = symlink("rt.npy", link) == 0 && fx_npy_save(link, v, 1, sh, &e) == 0 && lstat(link, &st) == 0 &&
+             S_ISLNK(st.st_mode) && fx_npy_load(path, &a, &e) == 0;
+    if (ok) {
+        ok = a.shape[0] == 2 && a.data[0] == 3.0f;
+        fx_npy_free(&a);
+    }
+    fx_report(c, ok ? FX_PASS : FX_FAIL, "npy/atomic_through_symlink", ok ? NULL : "link replaced or target not written (%s)", e.msg);
+
+    /* not a regular file: a FIFO is neither replaced by a save nor waited on by a load */
+    snprintf(fifo, sizeof fifo, "%s/fifo.npy", dir);
+    if (mkfifo(fifo, 0600)) {
+        fx_report(c, FX_FAIL, "npy/atomic_refuses_fifo", "mkfifo failed");
+    } else {
+        e.msg[0] = 0;
+        ok = fx_npy_save(fifo, v, 1, sh, &e) != 0 && strstr(e.msg, "not a regular file") && lstat(fifo, &st) == 0 &&
+             S_ISFIFO(st.st_mode);
+        fx_report(c, ok ? FX_PASS : FX_FAIL, "npy/atomic_refuses_fifo", ok ? NULL : "saved over a FIFO (%s)", e.msg);
+        expect_error(c, "npy/bad_load_fifo", fifo, "not a regular file");
+    }
+
+    /* a set of files: the second cannot be written (a directory), so the first is not either */
+    snprintf(sub, sizeof sub, "%s/set", dir);
+    char p1[4300], p2[4300];
+    snprintf(p1, sizeof p1, "%s/w1.npy", sub);
+    snprintf(p2, sizeof p2, "%s/w2.npy", sub);
+    const char *paths[2] = {p1, p2};
+    const float *data[2] = {v, v};
+    const int nd[2] = {1, 1};
+    const long *shapes[2] = {sh, sh};
+    ok = mkdir(sub, 0700) == 0 && mkdir(p2, 0700) == 0 && fx_npy_save_set(2, paths, data, nd, shapes, &e) != 0 &&
+         access(p1, F_OK) != 0 && !has_file_starting(sub, "w1.npy.tmp");
+    fx_report(c, ok ? FX_PASS : FX_FAIL, "npy/save_set_all_or_none", ok ? NULL : "w1.npy written although w2.npy could not be");
+
+    /* SIGTERM while a file is being written: the temporary goes with the process */
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fx_atomic_file f;
+        snprintf(path, sizeof path, "%s/sig.json", dir);
+        if (fx_atomic_open(&f, path, NULL) == 0)
+            raise(SIGTERM);
+        _exit(3);
+    }
+    int status = 0;
+    ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM &&
+         !has_file_starting(dir, "sig.json");
+    fx_report(c, ok ? FX_PASS : FX_FAIL, "npy/atomic_temporary_removed_on_signal",
+              ok ? NULL : "the temporary outlived a SIGTERM (or the child did not die of it)");
 }
 
 static void roundtrip(fx_check *c, const char *dir, int ndim, const long *shape, int f64)
@@ -183,6 +265,7 @@ void fx_check_npy(fx_check *c)
         fx_report(c, failed && replaced ? FX_PASS : FX_FAIL, "npy/atomic_save",
                   failed ? (replaced ? NULL : "the file was not replaced") : "a save into a missing directory succeeded");
     }
+    check_atomic_targets(c, dir);
     fx_rmtree(dir);
 }
 

@@ -87,12 +87,24 @@ int fx_parse_size(const char *s, fx_size *out, fx_err *e)
             return fx_fail(e, "size '%s': expected four dimensions, got more", s);
     }
     fx_size z = {d[0], d[1], d[2], d[3]};
-    long elems[4] = {z.n * z.d_in, z.d_in * z.h, z.n * z.h, z.h * z.d_out};
-    for (int i = 0; i < 4; i++)
-        if (elems[i] > FX_MAX_ELEMS)
-            return fx_fail(e, "size '%s': a tensor of %ld elements is too large (max %ld)", s, elems[i],
-                           FX_MAX_ELEMS);
+    fx_err why;
+    if (fx_size_check(z, &why))
+        return fx_fail(e, "size '%s': %s", s, why.msg);
     *out = z;
+    return 0;
+}
+
+int fx_size_check(fx_size z, fx_err *e)
+{
+    long dims[4] = {z.n, z.d_in, z.h, z.d_out};
+    for (int i = 0; i < 4; i++)
+        if (dims[i] < 1 || dims[i] > FX_MAX_DIM)
+            return fx_fail(e, "dimension %ld is out of range (1 to %ld)", dims[i], FX_MAX_DIM);
+    /* x, w1, h, w2, and y / y_pred (N×D_out) */
+    long elems[5] = {z.n * z.d_in, z.d_in * z.h, z.n * z.h, z.h * z.d_out, z.n * z.d_out};
+    for (int i = 0; i < 5; i++)
+        if (elems[i] > FX_MAX_ELEMS)
+            return fx_fail(e, "a tensor of %ld elements is too large (max %ld)", elems[i], FX_MAX_ELEMS);
     return 0;
 }
 
@@ -129,17 +141,37 @@ int fx_split_list(char *s, char **items, int max)
     }
 }
 
+/* A backend this build lacks: a GPU one in a build made without nvcc says so. */
+static void not_built(const char *opt, const char *name)
+{
+    static const char *const gpu[] = {"cuda", "cublas", "cuda-persistent"};
+    for (size_t i = 0; i < sizeof gpu / sizeof gpu[0]; i++)
+        if (!strcmp(name, gpu[i]))
+            fx_bad_input("%sbackend '%s' is not in this build (built without nvcc: CPU only)", opt, name);
+}
+
 int fx_parse_backend_list(const char *opt, const char *list, const fx_backend **out, int max)
 {
     char buf[1024], *names[64];
     if (max > 64)
         max = 64;
-    int n = strlen(list) < sizeof buf ? (strcpy(buf, list), fx_split_list(buf, names, max)) : -1;
+    if (strlen(list) >= sizeof buf)
+        fx_bad_input("%s: list too long (at most %zu characters)", opt, sizeof buf - 1);
+    strcpy(buf, list);
+    int n = fx_split_list(buf, names, max);
     if (n < 0)
-        fx_bad_input("%s '%s': malformed list (names separated by single commas)", opt, list);
-    for (int i = 0; i < n; i++)
-        if (!(out[i] = fx_backend_find(names[i])))
+        fx_bad_input("%s '%s': malformed list (names separated by single commas, at most %d)", opt, list, max);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s: ", opt);
+    for (int i = 0; i < n; i++) {
+        if (!(out[i] = fx_backend_find(names[i]))) {
+            not_built(prefix, names[i]);
             fx_bad_input("%s: unknown backend '%s'", opt, names[i]);
+        }
+        for (int j = 0; j < i; j++)
+            if (out[j] == out[i])
+                fx_bad_input("%s: backend '%s' named twice", opt, names[i]);
+    }
     return n;
 }
 
@@ -147,6 +179,7 @@ const fx_backend *fx_backend_usable(const char *name)
 {
     const fx_backend *b = fx_backend_find(name);
     if (!b) {
+        not_built("", name);
         size_t n;
         const fx_backend *const *all = fx_backends(&n);
         char list[512] = "";

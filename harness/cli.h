@@ -14,6 +14,8 @@ _Noreturn void fx_die(int status, const char *fmt, ...) __attribute__((format(pr
 
 /* "NxD_inxHxD_out", each in [1, FX_MAX_DIM], each tensor within FX_MAX_ELEMS. */
 int fx_parse_size(const char *s, fx_size *out, fx_err *e);
+/* The same limits for a size from anywhere (tensors read with --init). */
+int fx_size_check(fx_size z, fx_err *e);
 /* A comma-separated list of sizes (step) or GEMM shapes MxNxK / a single edge "2048". */
 int fx_parse_long(const char *s, long lo, long hi, long *out);
 int fx_parse_u64(const char *s, uint64_t *out);

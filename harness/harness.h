@@ -20,4 +20,5 @@ int fx_setup_threads(int threads, char *binding, size_t binding_len);
 /* Where the source tree is (tutorial tensors, tools/): FIFTYX_SOURCE_DIR, else the tree the binary
  * sits in, else the build-time directory (main.c). */
 const char *fx_source_dir(void);
+int fx_source_dir_ok(void); /* whether it holds the tutorial tensors (reference/data/tutorial) */
 #endif

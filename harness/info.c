@@ -33,7 +33,8 @@ int fx_cmd_info(int argc, char **argv)
            t.best_isa);
     if (t.mhz > 0)
         printf("clock      %.0f MHz (nominal, /proc/cpuinfo)\n", t.mhz);
-    printf("source     %s\n", fx_source_dir());
+    printf("source     %s%s\n", fx_source_dir(),
+           fx_source_dir_ok() ? "" : " (without the tutorial tensors: the tutorial size starts from random ones)");
 
     fx_gpu_info g;
     fx_err e = {{0}};

@@ -1,4 +1,5 @@
 /* main.c — the fiftyx command line: one binary, a subcommand each. */
+#include <errno.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,23 +83,39 @@ static void drop_openblas_env(char **argv)
     /* if re-exec fails, carry on: the results record the kernel OpenBLAS chose */
 }
 
+int fx_source_dir_ok(void) { return is_source_dir(fx_source_dir()); }
+
+/* Output that never arrived (stdout on a full disk, a closed pipe) is a failure, not a success. */
+static int finish(int rc)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "fiftyx: writing the output failed: %s\n", errno ? strerror(errno) : "write error");
+        return rc ? rc : 1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     drop_openblas_env(argv);
+    const char *src = getenv("FIFTYX_SOURCE_DIR");
+    if (src && *src && !is_source_dir(src))
+        fx_bad_input("FIFTYX_SOURCE_DIR=%s: no reference/data/tutorial/x.npy there (it names the fiftyx source tree)", src);
     if (argc < 2)
         fx_bad_input("no command given (train, check, bench, info; see fiftyx --help)");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
-        return 0;
+        return finish(0);
     }
     if (!strcmp(cmd, "train"))
-        return fx_cmd_train(argc, argv);
+        return finish(fx_cmd_train(argc, argv));
     if (!strcmp(cmd, "check"))
-        return fx_cmd_check(argc, argv);
+        return finish(fx_cmd_check(argc, argv));
     if (!strcmp(cmd, "info"))
-        return fx_cmd_info(argc, argv);
+        return finish(fx_cmd_info(argc, argv));
     if (!strcmp(cmd, "bench"))
-        return fx_cmd_bench(argc, argv);
+        return finish(fx_cmd_bench(argc, argv));
     fx_bad_input("unknown command '%s' (train, check, bench, info; see fiftyx --help)", cmd);
 }

@@ -1,11 +1,13 @@
 /* results.c — the results file: Google Benchmark's JSON layout (context + benchmarks, so that
  * its tools/compare.py reads it), our fields beside theirs, and a speedups section. Written
  * atomically through jansson. Field names follow benchmark's docs/json_format.md. */
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "atomic_file.h"
 #include "bench.h"
@@ -22,6 +24,52 @@
 
 static const char *const op_names[] = {"nn", "nt", "tn"};
 
+/* Runs git -C <source tree> <args...> without a shell (the path may hold any character);
+ * its first line of output into out. Returns git's exit status, or -1. */
+static int git(const char *const *args, char *out, size_t len)
+{
+    const char *argv[8] = {"git", "-C", fx_source_dir()};
+    int n = 3;
+    for (; args[n - 3] && n < 7; n++)
+        argv[n] = args[n - 3];
+    argv[n] = NULL;
+    out[0] = 0;
+    int fd[2];
+    if (pipe(fd))
+        return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(fd[1], 1);
+        dup2(null, 2);
+        close(fd[0]);
+        execvp("git", (char *const *)argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    ssize_t r;
+    char sink[256];
+    while ((r = read(fd[0], got + 1 < len ? out + got : sink, got + 1 < len ? len - 1 - got : sizeof sink)) > 0)
+        if (got + 1 < len)
+            got += (size_t)r;
+    close(fd[0]);
+    out[got] = 0;
+    out[strcspn(out, "\n")] = 0;
+    int st;
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
 static void git_describe_uncached(char *buf, size_t len)
 {
     const char *env = getenv("FIFTYX_GIT_SHA"); /* for trees copied without .git */
@@ -29,25 +77,15 @@ static void git_describe_uncached(char *buf, size_t len)
         snprintf(buf, len, "%s", env);
         return;
     }
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd,
-             "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null && "
-             "test -z \"$(git -C '%s' status --porcelain --untracked-files=no 2>/dev/null)\" || echo dirty",
-             fx_source_dir(), fx_source_dir());
     snprintf(buf, len, "unknown");
-    FILE *p = popen(cmd, "r");
-    if (!p)
+    char sha[64], changes[64];
+    const char *head[] = {"rev-parse", "--short=12", "HEAD", NULL};
+    const char *status[] = {"status", "--porcelain", "--untracked-files=no", NULL};
+    if (git(head, sha, sizeof sha) != 0 || !sha[0])
         return;
-    char line[64], out[128] = "";
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = 0;
-        if (out[0])
-            strncat(out, "-", sizeof out - strlen(out) - 1);
-        strncat(out, line, sizeof out - strlen(out) - 1);
-    }
-    pclose(p);
-    if (out[0] && strcmp(out, "dirty"))
-        snprintf(buf, len, "%s", out);
+    if (git(status, changes, sizeof changes) != 0)
+        return;
+    snprintf(buf, len, "%s%s", sha, changes[0] ? "-dirty" : "");
 }
 
 static void git_describe(char *buf, size_t len) /* once per process: the file is written often */

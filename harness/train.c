@@ -1,9 +1,11 @@
 /* train.c — `fiftyx train`: the tutorial's loop on one backend, printing "t loss" per step. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "atomic_file.h"
 #include "cli.h"
 #include "harness.h"
 
@@ -43,8 +45,9 @@ int fx_cmd_train(int argc, char **argv)
             if (fx_parse_long(v, 1, 100000000, &steps))
                 fx_bad_input("--steps '%s': expected an integer from 1 to 100000000", v);
         } else if ((v = fx_opt(argc, argv, &i, "--lr"))) {
-            if (fx_parse_double(v, &lr) || !(lr > 0))
-                fx_bad_input("--lr '%s': expected a finite positive number", v);
+            /* the backends compute in float32: lr must be a normal float, not 0 or inf once rounded */
+            if (fx_parse_double(v, &lr) || !(lr >= FLT_MIN && lr <= FLT_MAX))
+                fx_bad_input("--lr '%s': expected a positive number from %g to %g (float32)", v, FLT_MIN, FLT_MAX);
         } else if ((v = fx_opt(argc, argv, &i, "--seed"))) {
             if (fx_parse_u64(v, &seed))
                 fx_bad_input("--seed '%s': expected a non-negative integer", v);
@@ -64,10 +67,16 @@ int fx_cmd_train(int argc, char **argv)
     if (!backend)
         fx_bad_input("train: --backend is required (see fiftyx train --help)");
     const fx_backend *b = fx_backend_usable(backend);
+    char save_path[2][4200];
     if (save_dir) {
         struct stat st;
         if (stat(save_dir, &st) || !S_ISDIR(st.st_mode))
             fx_bad_input("--save '%s': not an existing directory", save_dir);
+        for (int i = 0; i < 2; i++) { /* before training, not after: both files must be writable */
+            snprintf(save_path[i], sizeof save_path[i], "%s/w%d.npy", save_dir, i + 1);
+            if (fx_atomic_check(save_path[i], &e))
+                fx_bad_input("--save: %s", e.msg);
+        }
     }
 
     fx_init init;
@@ -78,6 +87,8 @@ int fx_cmd_train(int argc, char **argv)
             fx_bad_input("--size %ldx%ldx%ldx%ld disagrees with the tensors in %s (%ldx%ldx%ldx%ld)",
                          size.n, size.d_in, size.h, size.d_out, init_dir, init.size.n, init.size.d_in,
                          init.size.h, init.size.d_out);
+        if (fx_size_check(init.size, &e))
+            fx_bad_input("--init %s: %s", init_dir, e.msg);
         size = init.size;
     } else if (fx_init_random(&init, size, seed, &e)) {
         fx_die(1, "%s", e.msg);
@@ -113,18 +124,16 @@ int fx_cmd_train(int argc, char **argv)
     if (save_dir) {
         float *w1 = malloc((size_t)(size.d_in * size.h) * sizeof *w1);
         float *w2 = malloc((size_t)(size.h * size.d_out) * sizeof *w2);
-        char path[4096];
         long s1[2] = {size.d_in, size.h}, s2[2] = {size.h, size.d_out};
         if (!w1 || !w2 || b->read_weights(state, w1, w2, &e)) {
             fprintf(stderr, "fiftyx: reading weights: %s\n", w1 && w2 ? e.msg : "out of memory");
             rc = 1;
         } else {
-            snprintf(path, sizeof path, "%s/w1.npy", save_dir);
-            if (fx_npy_save(path, w1, 2, s1, &e) == 0) {
-                snprintf(path, sizeof path, "%s/w2.npy", save_dir);
-                fx_npy_save(path, w2, 2, s2, &e);
-            }
-            if (e.msg[0]) {
+            const char *paths[2] = {save_path[0], save_path[1]};
+            const float *data[2] = {w1, w2};
+            const int ndim[2] = {2, 2};
+            const long *shapes[2] = {s1, s2};
+            if (fx_npy_save_set(2, paths, data, ndim, shapes, &e)) { /* both files or neither */
                 fprintf(stderr, "fiftyx: %s\n", e.msg);
                 rc = 1;
             }

@@ -1,4 +1,5 @@
 /* init.c — the initial tensors of a problem: drawn from the shared RNG or read from .npy. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,14 @@ static int load_2d(const char *dir, const char *name, fx_npy *a, fx_err *e)
         fx_npy_free(a);
         return fx_fail(e, "%s: expected a non-empty 2-D array", path);
     }
+    /* a NaN or an infinity would not survive the loop the same way in every backend (ReLU's
+     * max turns NaN into 0 in some, not in others): the tensors must be finite */
+    size_t count = (size_t)a->shape[0] * (size_t)a->shape[1];
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(a->data[i])) {
+            fx_npy_free(a);
+            return fx_fail(e, "%s: element %zu is not finite", path, i);
+        }
     return 0;
 }
 

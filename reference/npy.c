@@ -2,10 +2,12 @@
  * Format: "\x93NUMPY", major, minor, header length (u16 LE for 1.0, u32 LE for 2.0/3.0),
  * then a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...), }. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "reference.h"
 #include "../harness/atomic_file.h"
@@ -94,9 +96,22 @@ static int parse_header(const char *hdr, const char *path, int *elem, fx_npy *ou
 int fx_npy_load(const char *path, fx_npy *out, fx_err *e)
 {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
+    /* a FIFO or a device would block or never end: regular files only (O_NONBLOCK: the open
+     * itself must not wait for a FIFO's writer) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
         return fx_fail(e, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fx_fail(e, "%s: not a regular file", path);
+    }
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        int err = errno;
+        close(fd);
+        return fx_fail(e, "%s: %s", path, strerror(err));
+    }
     int rc = -1;
     char *hdr = NULL;
     void *raw = NULL;
@@ -186,8 +201,8 @@ void fx_npy_free(fx_npy *a)
     a->data = NULL;
 }
 
-static int save_any(const char *path, const void *data, size_t elem, const char *descr, int ndim,
-                    const long *shape, fx_err *e)
+/* The .npy bytes of one array into f; 1 if every write succeeded. */
+static int write_npy(FILE *f, const void *data, size_t elem, const char *descr, int ndim, const long *shape)
 {
     char dict[512];
     int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
@@ -204,14 +219,49 @@ static int save_any(const char *path, const void *data, size_t elem, const char 
     size_t hlen = (size_t)len + pad + 1;
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
                              (unsigned char)(hlen >> 8)};
+    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)len, f) == (size_t)len;
+    for (size_t i = 0; ok && i < pad; i++)
+        ok = fputc(' ', f) != EOF;
+    return ok && fputc('\n', f) != EOF && fwrite(data, elem, count, f) == count;
+}
+
+static int save_any(const char *path, const void *data, size_t elem, const char *descr, int ndim,
+                    const long *shape, fx_err *e)
+{
     fx_atomic_file af;
     if (fx_atomic_open(&af, path, e))
         return -1;
-    int ok = fwrite(pre, 1, 10, af.fp) == 10 && fwrite(dict, 1, (size_t)len, af.fp) == (size_t)len;
-    for (size_t i = 0; ok && i < pad; i++)
-        ok = fputc(' ', af.fp) != EOF;
-    ok = ok && fputc('\n', af.fp) != EOF && fwrite(data, elem, count, af.fp) == count;
-    return fx_atomic_commit(&af, ok, e);
+    return fx_atomic_commit(&af, write_npy(af.fp, data, elem, descr, ndim, shape), e);
+}
+
+int fx_npy_save_set(int n, const char *const *paths, const float *const *data, const int *ndim,
+                    const long *const *shape, fx_err *e)
+{
+    fx_atomic_file af[8];
+    if (n > 8)
+        return fx_fail(e, "too many files in one set");
+    int k = 0;
+    while (k < n && fx_atomic_open(&af[k], paths[k], e) == 0)
+        k++;
+    if (k < n) {
+        for (int j = 0; j < k; j++)
+            fx_atomic_discard(&af[j]);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (fx_atomic_close(&af[i], write_npy(af[i].fp, data[i], sizeof(float), "<f4", ndim[i], shape[i]), e)) {
+            for (int j = 0; j < n; j++) /* af[i] has removed its own temporary */
+                if (j != i)
+                    fx_atomic_discard(&af[j]);
+            return -1;
+        }
+    for (int i = 0; i < n; i++)
+        if (fx_atomic_rename(&af[i], e)) {
+            for (int j = i + 1; j < n; j++)
+                fx_atomic_discard(&af[j]);
+            return -1;
+        }
+    return 0;
 }
 
 int fx_npy_save(const char *path, const float *data, int ndim, const long *shape, fx_err *e)

@@ -47,6 +47,9 @@ typedef struct {
 int fx_npy_load(const char *path, fx_npy *out, fx_err *e);
 /* Writes float32 data ('<f4', version 1.0) atomically: a temporary file, then rename. */
 int fx_npy_save(const char *path, const float *data, int ndim, const long *shape, fx_err *e);
+/* n float32 arrays into n files, all written or (short of a failed rename) none. */
+int fx_npy_save_set(int n, const char *const *paths, const float *const *data, const int *ndim,
+                    const long *const *shape, fx_err *e);
 /* Writes float64 data ('<f8', version 1.0), for tests and for saving the reference. */
 int fx_npy_save_f64(const char *path, const double *data, int ndim, const long *shape, fx_err *e);
 void fx_npy_free(fx_npy *a);

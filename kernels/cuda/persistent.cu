@@ -80,12 +80,16 @@ static int make_plan(fx_size s, pers_plan *pl, char *why, size_t why_len, fx_err
         pl->one_barrier = blocks * s.n * s.d_out <= ONE_BARRIER_MAX_FLOATS;
         pl->sync_mode = FX_PSYNC_COOP;
         const char *r = getenv("FIFTYX_PERSISTENT_REDUCE"), *y = getenv("FIFTYX_PERSISTENT_SYNC");
-        if (r && !strcmp(r, "one"))
-            pl->one_barrier = 1;
-        else if (r && !strcmp(r, "two"))
-            pl->one_barrier = 0;
-        if (y && !strcmp(y, "flags"))
-            pl->sync_mode = FX_PSYNC_FLAGS;
+        if (r && *r) {
+            if (strcmp(r, "one") && strcmp(r, "two"))
+                return fx_fail(e, "FIFTYX_PERSISTENT_REDUCE='%s': expected one or two", r);
+            pl->one_barrier = !strcmp(r, "one");
+        }
+        if (y && *y) {
+            if (strcmp(y, "coop") && strcmp(y, "flags"))
+                return fx_fail(e, "FIFTYX_PERSISTENT_SYNC='%s': expected coop or flags", y);
+            pl->sync_mode = !strcmp(y, "flags") ? FX_PSYNC_FLAGS : FX_PSYNC_COOP;
+        }
         return 0;
     }
     snprintf(why, why_len, "H = %ld needs more than %d hidden units per block on %d SMs", s.h, FX_P_HBMAX, d->sms);

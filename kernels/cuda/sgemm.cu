@@ -100,8 +100,13 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
         if (cfg < 0)
             return fx_fail(e, "FIFTYX_SGEMM_CFG='%s': expected large, mid or small", cfg_env);
     }
-    if (split_env && *split_env)
-        splits = atoi(split_env);
+    if (split_env && *split_env) {
+        char *end;
+        long v = strtol(split_env, &end, 10);
+        if (*end || v < 1 || v > 4096)
+            return fx_fail(e, "FIFTYX_SGEMM_SPLITS='%s': expected an integer from 1 to 4096", split_env);
+        splits = (int)v;
+    }
     SgemmPlan p;
     if (cfg < 0 && splits <= 0)
         p = sgemm_choose(m, n, k, mach);
