@@ -882,8 +882,8 @@ int fx_cmd_bench(int argc, char **argv)
                     fx_bad_input("--size '%s' is a GEMM shape; --suite %s takes NxD_INxHxD_OUT", items[i], suite);
                 gemm_sizes[ngemm++] = items[i];
             } else {
-                fx_bad_input("--size '%s': expected NxD_INxHxD_OUT, S or MxNxK[:nn|nt|tn] with dimensions from 1 to %ld",
-                             items[i], FX_MAX_DIM);
+                fx_bad_input("--size '%s': expected NxD_INxHxD_OUT, S or MxNxK[:nn|nt|tn] with dimensions from 1 to %ld "
+                             "and no operand over %ld elements", items[i], FX_MAX_DIM, FX_MAX_ELEMS);
             }
             for (int j = 0; j < i; j++)
                 if (!strcmp(canon[i], canon[j]))
