@@ -462,6 +462,19 @@ static void check_verdict(fx_check *c, const char *dir)
         {&cpu_b, 1, 0, 1, "1024x4096x4096x1024", 94.5e9, 0.9},
         {&cpu_b, 16, 0, 1, "1024x4096x4096x1024", 94.5e9, 0.08},
         {&gpu_b, 0, 0, 1, "1024x4096x4096x1024", 94.5e9, 1.2e-3},
+        /* below 50x against everything, even the naive loop */
+        {&naive_b, 1, 0, 1, "128x1000x100x10", 52e6, 1e-3},
+        {&cpu_b, 1, 0, 1, "128x1000x100x10", 52e6, 5e-4},
+        {&cpu_b, 16, 0, 1, "128x1000x100x10", 52e6, 2e-4},
+        {&gpu_b, 0, 0, 1, "128x1000x100x10", 52e6, 1e-4},
+        /* no all-cores row: no judgement, and no crossover through this size */
+        {&naive_b, 1, 0, 1, "256x1000x100x10", 104e6, 2e-2},
+        {&cpu_b, 1, 0, 1, "256x1000x100x10", 104e6, 1e-2},
+        {&gpu_b, 0, 0, 1, "256x1000x100x10", 104e6, 1e-3},
+        /* exactly 50x over all cores (binary fractions: the ratio is exact) holds */
+        {&cpu_b, 1, 0, 1, "4096x8192x8192x1024", 1.3057e12, 6.25},
+        {&cpu_b, 16, 0, 1, "4096x8192x8192x1024", 1.3057e12, 0.390625},
+        {&gpu_b, 0, 0, 1, "4096x8192x8192x1024", 1.3057e12, 0.0078125},
     };
     enum { NR = sizeof rows / sizeof rows[0] };
     static fx_bench_run run;
@@ -501,9 +514,13 @@ static void check_verdict(fx_check *c, const char *dir)
         double speedup;
     } want[] = {
         {"64x1000x100x10", "naive-1-thread", 450}, {"64x1000x100x10", "best-cpu-1-thread", 12.5},
-        {"64x1000x100x10", "best-cpu-all-cores", 5}, {"256x4096x1024x256", "naive-1-thread", 62500},
+        {"64x1000x100x10", "best-cpu-all-cores", 5}, {"128x1000x100x10", "naive-1-thread", 10},
+        {"128x1000x100x10", "best-cpu-1-thread", 5}, {"128x1000x100x10", "best-cpu-all-cores", 2},
+        {"256x1000x100x10", "naive-1-thread", 20}, {"256x1000x100x10", "best-cpu-1-thread", 10},
+        {"256x4096x1024x256", "naive-1-thread", 62500},
         {"256x4096x1024x256", "best-cpu-1-thread", 225}, {"256x4096x1024x256", "best-cpu-all-cores", 20},
         {"1024x4096x4096x1024", "best-cpu-1-thread", 750}, {"1024x4096x4096x1024", "best-cpu-all-cores", 66.666666666666667},
+        {"4096x8192x8192x1024", "best-cpu-1-thread", 800}, {"4096x8192x8192x1024", "best-cpu-all-cores", 50},
     };
     int ok = run.nspeedups == (int)(sizeof want / sizeof want[0]);
     for (int i = 0; ok && i < run.nspeedups; i++)
@@ -519,8 +536,12 @@ static void check_verdict(fx_check *c, const char *dir)
         "→ 50x holds against one CPU core, NOT against all cores",
         "→ 50x HOLDS even against optimised CPU code on all cores",
         "GPU over all cores is already ≥ 1x at the smallest size with both (64x1000x100x10, 5.0x)",
-        "GPU over all cores passes 10x between 64x1000x100x10 (5.0x) and 256x4096x1024x256 (20.0x)",
+        "GPU over all cores passes 10x between 128x1000x100x10 (2.0x) and 256x4096x1024x256 (20.0x)",
         "GPU over all cores passes 50x between 256x4096x1024x256 (20.0x) and 1024x4096x4096x1024 (66.7x)",
+        "10.0x the naive loop; 5.0x the best CPU code on 1 thread (cpu-test); 2.0x on all 16 cores (cpu-test).\n"
+        "    → 50x does NOT hold, not even against the naive loop",
+        "10.0x the best CPU code on 1 thread (cpu-test).\n    → 50x cannot be judged: no all-cores CPU result",
+        "50.0x on all 16 cores (cpu-test).\n    → 50x HOLDS even against optimised CPU code on all cores",
     };
     const char *missing = NULL;
     for (size_t i = 0; i < sizeof lines / sizeof lines[0] && !missing; i++)
