@@ -84,7 +84,7 @@ def read_text(path):
 def check_writable(directory):
     """BadInput unless a file can be created in `directory` (checked before any work is done)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fiftyx-tmp-")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fiftyx-probe.tmp.")
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
@@ -102,7 +102,8 @@ def write_atomic(path, data):
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".fiftyx-tmp-")
+        name = os.path.basename(path)[:100]  # .NAME.tmp.XXXXXXXX: .gitignore's *.tmp.*
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f".{name}.tmp.")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
