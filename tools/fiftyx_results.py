@@ -35,7 +35,7 @@ def run(tool, main):
         sys.stdout.flush()
     except OSError as e:  # every file but stdout is opened under a BadInput of its own
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
-        print(f"{tool}: cannot write to {e.filename or 'standard output'}: {e.strerror}", file=sys.stderr)
+        print(f"{tool}: {one_line(str(e.filename or 'standard output'))}: {e.strerror}", file=sys.stderr)
         status = 2
     sys.exit(status)
 
