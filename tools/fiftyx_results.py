@@ -102,8 +102,8 @@ def write_atomic(path, data):
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
-        name = os.path.basename(path)[:100]  # .NAME.tmp.XXXXXXXX: .gitignore's *.tmp.*
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f".{name}.tmp.")
+        name = os.path.basename(path)[:100]  # NAME.tmp.XXXXXXXX, as harness/atomic_file.c names them
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f"{name}.tmp.")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
