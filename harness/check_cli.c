@@ -234,17 +234,26 @@ static void check_more_bad(fx_check *c, const char *dir, const char *tut)
 /* tools/compare, tools/plot and tools/report on good and bad results files. */
 static void check_tools(fx_check *c, const char *dir)
 {
-    char tool[3][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200], badsp[4200];
-    const char *names[3] = {"compare", "plot", "report"};
-    for (int i = 0; i < 3; i++)
+    char tool[6][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200], badsp[4200];
+    char nan[4200], wrongtype[4200], notutf8[4200], schemastr[4200], booltime[4200], nobench[4200];
+    char spnoflops[4200], gemmsize[4200], intdate[4200], nlabel[4200], self[4200], nodir[4200], readme[4200];
+    char ptout[4200];
+    const char *names[6] = {"compare", "plot", "report", "pytorch_step.py", "bundle-libs", "install-deps"};
+    for (int i = 0; i < 6; i++)
         snprintf(tool[i], sizeof tool[i], "%s/tools/%s", fx_source_dir(), names[i]);
     if (access("/usr/bin/env", X_OK) || !have("python3")) {
         fx_report(c, FX_SKIP, "tools/all", "python3 is not installed (tools/install-deps installs it)");
         return;
     }
+    if (!realpath("/proc/self/exe", self)) /* a dynamically linked executable, for bundle-libs */
+        snprintf(self, sizeof self, "/bin/sh");
+    snprintf(nodir, sizeof nodir, "%s/bundle", dir);
+    snprintf(ptout, sizeof ptout, "%s/pytorch.json", dir);
     const char *doc = "{\"context\": {\"fiftyx\": {\"schema_version\": 1, \"cpu_model\": \"t\"}},"
                       " \"benchmarks\": [{\"name\": \"%s\", \"real_time\": 2.5, \"time_unit\": \"us\","
-                      " \"cpu_time\": 2.5, \"suite\": \"step\", \"size\": \"1x1x1x1\"}]}\n";
+                      " \"cpu_time\": 2.5, \"suite\": \"step\", \"size\": \"1x1x1x1\", \"flops_per_iteration\": 8}]}\n";
+    /* one benchmark with `%s` as its fields after the name */
+    const char *row = "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": [{\"name\": \"r\", %s}]}\n";
     struct {
         char *path;
         const char *text, *name;
@@ -253,7 +262,25 @@ static void check_tools(fx_check *c, const char *dir)
                  {junk, "not json at all\n", NULL},
                  {schema, "{\"context\": {\"fiftyx\": {\"schema_version\": 99}}, \"benchmarks\": []}\n", NULL},
                  {badsp, "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": [],"
-                         " \"speedups\": [{\"size\": \"1x1x1x1\", \"speedup\": \"fast\"}]}\n", NULL}};
+                         " \"speedups\": [{\"size\": \"1x1x1x1\", \"speedup\": \"fast\"}]}\n", NULL},
+                 {nan, row, "\"real_time\": NaN, \"time_unit\": \"us\""},
+                 {booltime, row, "\"real_time\": true, \"time_unit\": \"us\""},
+                 {wrongtype, "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": [{\"name\": [\"a\"],"
+                             " \"real_time\": 1, \"time_unit\": \"us\"}]}\n", NULL},
+                 {notutf8, "{\"context\": {\"fiftyx\": {\"schema_version\": 1, \"cpu_model\": \"\xff\"}},"
+                           " \"benchmarks\": []}\n", NULL},
+                 {schemastr, "{\"context\": {\"fiftyx\": {\"schema_version\": \"1\"}}, \"benchmarks\": []}\n", NULL},
+                 {nobench, "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": []}\n", NULL},
+                 {spnoflops, "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": [], \"speedups\":"
+                             " [{\"size\": \"1x1x1x1\", \"gpu\": \"g\", \"cpu\": \"c\","
+                             " \"against\": \"naive-1-thread\", \"speedup\": 3, \"gpu_time_us\": 1}]}\n", NULL},
+                 {gemmsize, row, "\"real_time\": 1, \"time_unit\": \"us\", \"suite\": \"gemm\","
+                                 " \"size\": \"abcxabcxabc\", \"gflops\": 1, \"op\": \"nn\""},
+                 {intdate, "{\"context\": {\"date\": 5, \"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": []}\n",
+                  NULL},
+                 {readme, "# t\n<!-- fiftyx-report:begin -->\n<!-- fiftyx-report:end -->\n", NULL},
+                 {nlabel, row, "\"real_time\": 1, \"time_unit\": \"us\", \"suite\": \"step\", \"size\": \"1x1x1x1\","
+                               " \"backend\": \"a\\nb\", \"flops_per_iteration\": 8"}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(files[i].path, 4200, "%s/r%zu.json", dir, i);
         FILE *f = fopen(files[i].path, "w");
@@ -277,31 +304,122 @@ static void check_tools(fx_check *c, const char *dir)
         fx_report(c, FX_FAIL, "tools/compare_by_size", "exit %d: %.200s%.200s", r.status, r.out, r.err);
     else
         fx_report(c, FX_PASS, "tools/compare_by_size", NULL);
+    const char *help[] = {"--help", NULL};
+    if (run_prog(tool[0], help, &r) || r.status != 0 || !strstr(r.out, "usage: tools/compare") || r.err[0])
+        fx_report(c, FX_FAIL, "tools/compare_help", "exit %d: %.200s", r.status, r.err);
+    else
+        fx_report(c, FX_PASS, "tools/compare_help", NULL);
+    /* install-deps runs with an empty PATH: were its arguments ignored again, it could not reach apt */
+    const char *nopath = "PATH=/nonexistent exec /bin/sh \"$0\" \"$@\"";
+    const char *dhelp[] = {"-c", nopath, tool[5], "--help", NULL};
+    if (run_prog("/bin/sh", dhelp, &r) || r.status != 0 || !strstr(r.out, "usage: tools/install-deps") || r.err[0])
+        fx_report(c, FX_FAIL, "tools/install_deps_help", "exit %d: %.200s", r.status, r.err);
+    else
+        fx_report(c, FX_PASS, "tools/install_deps_help", NULL);
     struct {
         const char *name;
-        int tool;
-        const char *args[5];
+        int tool; /* index in tool[], or -1: /bin/sh */
+        const char *args[8], *want; /* want: a word the one line must hold (it is about that) */
     } bad[] = {
-        {"tools/compare_bad_by_size_one_file", 0, {"--by-size", good, NULL}},
-        {"tools/compare_bad_by_size_and_all", 0, {"--by-size", "--all", good, other}},
-        {"tools/compare_bad_truncated", 0, {good, trunc, NULL}},
-        {"tools/compare_bad_not_json", 0, {junk, good, NULL}},
-        {"tools/compare_bad_schema", 0, {good, schema, NULL}},
-        {"tools/compare_bad_no_overlap", 0, {good, other, NULL}},
-        {"tools/compare_bad_missing_file", 0, {good, "/nonexistent.json", NULL}},
-        {"tools/compare_bad_one_file", 0, {good, NULL}},
-        {"tools/plot_bad_not_json", 1, {junk, "--outdir", dir, NULL}},
-        {"tools/plot_bad_outdir", 1, {good, "--outdir", "/nonexistent", NULL}},
-        {"tools/report_bad_schema", 2, {schema, NULL}},
-        {"tools/report_bad_speedups", 2, {badsp, NULL}},
+        {"tools/compare_bad_by_size_one_file", 0, {"--by-size", good, NULL}, NULL},
+        {"tools/compare_bad_by_size_and_all", 0, {"--by-size", "--all", good, other}, NULL},
+        {"tools/compare_bad_truncated", 0, {good, trunc, NULL}, NULL},
+        {"tools/compare_bad_not_json", 0, {junk, good, NULL}, NULL},
+        {"tools/compare_bad_schema", 0, {good, schema, NULL}, NULL},
+        {"tools/compare_bad_no_overlap", 0, {good, other, NULL}, NULL},
+        {"tools/compare_bad_missing_file", 0, {good, "/nonexistent.json", NULL}, NULL},
+        {"tools/compare_bad_one_file", 0, {good, NULL}, NULL},
+        {"tools/compare_bad_nan_time", 0, {good, nan, NULL}, "real_time"},
+        {"tools/compare_bad_bool_time", 0, {good, booltime, NULL}, "real_time"},
+        {"tools/compare_bad_wrong_type", 0, {good, wrongtype, NULL}, "name"},
+        {"tools/compare_bad_not_utf8", 0, {good, notutf8, NULL}, "UTF-8"},
+        {"tools/compare_bad_schema_string", 0, {good, schemastr, NULL}, "schema_version"},
+        {"tools/compare_bad_option", 0, {"--bogus", good, good, NULL}, "--bogus"},
+        {"tools/compare_bad_all_empty", 0, {"--all", nobench, nobench, NULL}, "benchmarks"},
+        {"tools/compare_bad_stdout_full", -1, {"-c", "exec \"$0\" \"$@\" >/dev/full", tool[0], good, good, NULL},
+         "output"},
+        {"tools/plot_bad_not_json", 1, {junk, "--outdir", dir, NULL}, NULL},
+        {"tools/plot_bad_outdir", 1, {good, "--outdir", "/nonexistent", NULL}, NULL},
+        {"tools/plot_bad_outdir_unwritable", 1, {good, "--outdir", "/sys", NULL}, "/sys"},
+        {"tools/plot_bad_nan_time", 1, {nan, "--outdir", dir, NULL}, "real_time"},
+        {"tools/plot_bad_speedup_no_flops", 1, {spnoflops, "--outdir", dir, NULL}, "flops_per_step"},
+        {"tools/plot_bad_gemm_size", 1, {gemmsize, "--outdir", dir, NULL}, "size"},
+        {"tools/plot_bad_label_newline", 1, {nlabel, "--outdir", dir, NULL}, "backend"},
+        /* report: a README of its own, should a bad file be taken for a good one */
+        {"tools/report_bad_schema", 2, {"--readme", readme, schema, NULL}, NULL},
+        {"tools/report_bad_speedups", 2, {"--readme", readme, badsp, NULL}, NULL},
+        {"tools/report_bad_int_date", 2, {"--readme", readme, intdate, NULL}, "date"},
+        /* pytorch_step.py checks its arguments before it imports torch: these need no torch (and
+         * should one be taken for good where torch is, it times one tiny size into dir) */
+        {"tools/pytorch_step_bad_size_digits", 3, {"--out", ptout, "--threads", "1", "--size", "\xc2\xb2" "x1x1x1"},
+         "--size"}, /* a superscript two: a digit to str.isdigit() */
+        {"tools/pytorch_step_bad_size_too_large", 3,
+         {"--out", ptout, "--threads", "1", "--size", "16777216x16777216x1x1"}, "--size"},
+        {"tools/pytorch_step_bad_size_empty", 3, {"--out", ptout, "--threads", "1", "--size", ""}, "--size"},
+        {"tools/pytorch_step_bad_threads", 3, {"--out", ptout, "--size", "1x1x1x1", "--threads", "99999"}, "--threads"},
+        {"tools/pytorch_step_bad_budget", 3, {"--out", ptout, "--size", "1x1x1x1", "--budget", "inf"}, "--budget"},
+        {"tools/pytorch_step_bad_out_directory", 3, {"--size", "1x1x1x1", "--threads", "1", "--out", dir}, "--out"},
+        {"tools/pytorch_step_bad_out_device", 3, {"--size", "1x1x1x1", "--threads", "1", "--out", "/dev/null"},
+         "--out"},
+        {"tools/bundle_libs_bad_dir", 4, {self, "/etc/passwd", NULL}, "DIR"},
+        {"tools/bundle_libs_bad_not_dynamic", 4, {tool[0], nodir, NULL}, "dynamic"},
+        {"tools/install_deps_bad_option", -1, {"-c", nopath, tool[5], "--bogus", NULL}, "--bogus"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (run_prog(tool[bad[i].tool], bad[i].args, &r))
-            fx_report(c, FX_FAIL, bad[i].name, "could not run %s", tool[bad[i].tool]);
-        else if (r.signal || r.status != 2 || count_lines(r.err) != 1)
+        const char *prog = bad[i].tool < 0 ? "/bin/sh" : tool[bad[i].tool];
+        if (run_prog(prog, bad[i].args, &r))
+            fx_report(c, FX_FAIL, bad[i].name, "could not run %s", prog);
+        else if (r.signal || r.status != 2 || count_lines(r.err) != 1 || (bad[i].want && !strstr(r.err, bad[i].want)))
             fx_report(c, FX_FAIL, bad[i].name, "exit %d, stderr: %.300s", r.status, r.err);
         else
             fx_report(c, FX_PASS, bad[i].name, NULL);
+    }
+    if (access(nodir, F_OK) == 0)
+        fx_report(c, FX_FAIL, "tools/bundle_libs_bad_no_dir_made", "%s was made for a bad BINARY", nodir);
+    else
+        fx_report(c, FX_PASS, "tools/bundle_libs_bad_no_dir_made", NULL);
+
+    /* A write that fails half way (here: a file size limit, as a full disk would) is one line,
+     * exit 2, and leaves the directory as it was: no temporary file, no half-written file. */
+    struct {
+        const char *name;
+        int tool;
+    } wf[] = {{"tools/plot_write_fails_no_tmp", 1}, {"tools/report_write_fails_no_tmp", 2}};
+    for (size_t i = 0; i < sizeof wf / sizeof wf[0]; i++) {
+        char sub[4300], subreadme[4400];
+        snprintf(sub, sizeof sub, "%s/wf%zu", dir, i);
+        snprintf(subreadme, sizeof subreadme, "%s/README.md", sub);
+        if (wf[i].tool == 1 && !have("gnuplot")) {
+            fx_report(c, FX_SKIP, wf[i].name, "gnuplot is not installed");
+            continue;
+        }
+        int ok = mkdir(sub, 0755) == 0;
+        long size = 0;
+        if (ok && wf[i].tool == 2) { /* a README longer than the size limit */
+            FILE *f = fopen(subreadme, "w");
+            ok = f != NULL;
+            if (f) {
+                fputs("# t\n<!-- fiftyx-report:begin -->\n<!-- fiftyx-report:end -->\n", f);
+                for (int k = 0; k < 100; k++)
+                    fputs("padding padding padding padding padding padding padding padding padding padding\n", f);
+                size = ftell(f);
+                fclose(f);
+            }
+        }
+        struct stat st;
+        const char *limited = "ulimit -f 4 && exec \"$0\" \"$@\"";
+        const char *pargs[] = {"-c", limited, tool[1], good, "--outdir", sub, NULL};
+        const char *rargs[] = {"-c", limited, tool[2], "--readme", subreadme, good, NULL};
+        if (!ok || run_prog("/bin/sh", wf[i].tool == 1 ? pargs : rargs, &r))
+            fx_report(c, FX_FAIL, wf[i].name, "cannot set up or run the case in %s", sub);
+        else if (r.signal || r.status != 2 || count_lines(r.err) != 1)
+            fx_report(c, FX_FAIL, wf[i].name, "exit %d, stderr: %.300s", r.status, r.err);
+        else if (wf[i].tool == 2 && (stat(subreadme, &st) || st.st_size != size || unlink(subreadme)))
+            fx_report(c, FX_FAIL, wf[i].name, "%s was changed or removed by a failed write", subreadme);
+        else if (rmdir(sub)) /* only an empty directory */
+            fx_report(c, FX_FAIL, wf[i].name, "%s holds a file left behind", sub);
+        else
+            fx_report(c, FX_PASS, wf[i].name, NULL);
     }
 }
 

@@ -14,16 +14,21 @@ fiftyx. The tutorial size starts from reference/data/tutorial (the tutorial's ow
 other sizes from torch.manual_seed(0). lr = min(1e-6, 6.4/(N·H·D_in)), as in fiftyx (1e-6 at the tutorial).
 Validation: the first loss against a float64 evaluation of the same forward pass (rel. 1e-3).
 Timing: warm-up, repetitions of up to 500 steps until 0.5 s (at least 5), median per step;
-CUDA events on the GPU. Without torch: one line on stderr, exit 2."""
+CUDA events on the GPU. Bad arguments (checked before torch is imported) or no torch: one line on
+stderr, exit 2. The results file is written atomically after each size."""
 import json
+import math
 import os
 import platform
+import re
 import socket
 import statistics
 import struct
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fiftyx_results as fr  # noqa: E402
 
 SCHEMA_VERSION = 1
 TUTORIAL = (64, 1000, 100, 10)
@@ -36,11 +41,38 @@ def die(msg, status=2):
     sys.exit(status)
 
 
+MAX_DIM, MAX_ELEMS = 1 << 24, 1 << 32  # fiftyx's limits (harness/cli.h: FX_MAX_DIM, FX_MAX_ELEMS)
+INTEGER = re.compile(r"[0-9]{1,9}")  # ASCII digits: int() would take '١' and ' 1'
+
+
 def parse_size(s):
     parts = s.split("x")
-    if len(parts) != 4 or not all(p.isdigit() and 0 < int(p) <= (1 << 24) for p in parts):
-        die(f"--size {s!r}: expected NxD_INxHxD_OUT with dimensions from 1 to {1 << 24}")
-    return tuple(int(p) for p in parts)
+    if len(parts) != 4 or not all(INTEGER.fullmatch(p) and 0 < int(p) <= MAX_DIM for p in parts):
+        die(f"--size {s!r}: expected NxD_INxHxD_OUT with dimensions from 1 to {MAX_DIM}")
+    n, din, h, dout = size = tuple(int(p) for p in parts)
+    if max(n * din, n * dout, din * h, n * h, h * dout) > MAX_ELEMS:
+        die(f"--size {s}: a tensor of more than {MAX_ELEMS} elements")
+    return size
+
+
+def parse_threads(s):
+    ncpu = os.cpu_count() or 1
+    items = s.split(",")
+    if not all(INTEGER.fullmatch(t) and 1 <= int(t) <= ncpu for t in items):
+        die(f"--threads {s!r}: expected a list of thread counts from 1 to {ncpu} (this machine's CPUs)")
+    return sorted({int(t) for t in items})
+
+
+def check_out(out):
+    """Before any work: the results file can be written (a regular file, in a writable directory)."""
+    if os.path.isdir(out):
+        die(f"--out {out}: is a directory")
+    if os.path.lexists(out) and not os.path.isfile(out):
+        die(f"--out {out}: exists and is not a regular file")
+    try:
+        fr.check_writable(os.path.dirname(out) or ".")
+    except fr.BadInput as e:
+        die(f"--out {out}: {e}")
 
 
 def load_npy_f32(torch, path):
@@ -211,7 +243,7 @@ def main(argv):
         if a == "--quick":
             quick = True
         elif a in opts:
-            if i + 1 >= len(argv):
+            if i + 1 >= len(argv) or not argv[i + 1]:
                 die(f"option {a} needs a value")
             opts[a] = argv[i + 1]
             i += 1
@@ -221,30 +253,29 @@ def main(argv):
     sizes = [parse_size(s) for s in (opts["--size"] or ",".join(DEFAULT_SIZES[:2] if quick else DEFAULT_SIZES)).split(",")]
     try:
         budget = float(opts["--budget"])
-        assert budget > 0
+        assert math.isfinite(budget) and budget > 0
     except (ValueError, AssertionError):
         die(f"--budget {opts['--budget']!r}: expected a positive number of seconds")
+    ncpu = core_count()
+    threads = parse_threads(opts["--threads"] or f"1,{ncpu}")
+    out = opts["--out"]
+    if out:
+        check_out(out)
     try:
         import torch
     except ImportError as e:
         die(f"PyTorch is not importable here ({e}); nothing to time")
-    ncpu = core_count()
-    try:
-        threads = sorted({int(t) for t in (opts["--threads"] or f"1,{ncpu}").split(",")})
-        assert all(t >= 1 for t in threads)
-    except (ValueError, AssertionError):
-        die(f"--threads {opts['--threads']!r}: expected a list of positive integers")
     has_cuda = torch.cuda.is_available()
-    out = opts["--out"]
     if not out:  # as fiftyx bench names its files: <host>-<cpu>-<cores>c[-<gpu>]-pytorch-<UTC>.json
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         name = f"{socket.gethostname()}-{cpu_model()}-{ncpu}c" + (f"-{torch.cuda.get_device_name(0)}" if has_cuda else "")
         name = "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in name)
-        os.makedirs("results", exist_ok=True)
+        try:
+            os.makedirs("results", exist_ok=True)
+        except OSError as e:
+            die(f"results/: cannot create it ({e.strerror}); give --out")
         out = os.path.join("results", f"{name}-pytorch-{stamp}.json")
-    outdir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(outdir) or not os.access(outdir, os.W_OK):
-        die(f"--out {out}: directory missing or not writable")
+        check_out(out)
 
     def write_results(sizes_done):
         """Writes the file (atomically) with the sizes done so far: a run cut short keeps them."""
@@ -292,48 +323,47 @@ def main(argv):
             },
             "benchmarks": rows, "not_run": [], "speedups": speedups, "verdict": "\n".join(verdict) + "\n",
         }
-        fd, tmp = tempfile.mkstemp(dir=outdir, prefix=".pytorch_step.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        fr.write_atomic(out, (json.dumps(doc, indent=2) + "\n").encode())  # BadInput: one line, exit 2
         return verdict
 
     rows, index = [], 0
     for si, size in enumerate(sizes):
-        lr = min(1e-6, 6.4 / (size[0] * size[2] * size[1]))
-        init = initial_tensors(torch, size)
-        ref = first_loss_f64(torch, init)
-        sname = "x".join(str(v) for v in size)
-        cases = [(f"step/pytorch-cpu/{sname}/threads:{t}", "pytorch-cpu", "cpu", t, False) for t in threads]
-        if has_cuda:
-            cases += [(f"step/pytorch-cuda-eager/{sname}", "pytorch-cuda-eager", "gpu", 0, False),
-                      (f"step/pytorch-cuda-eager/{sname}/sync_every_step", "pytorch-cuda-eager", "gpu", 0, True),
-                      (f"step/pytorch-cuda-graph/{sname}", "pytorch-cuda-graph", "gpu", 0, False)]
-        for name, backend, device, t, sync in cases:
-            print(f"pytorch_step: {name}", file=sys.stderr, flush=True)
-            if device == "cpu":
-                torch.set_num_threads(t)
-                run = cpu_runner(torch, init, lr)
-            elif backend == "pytorch-cuda-graph":
-                run = cuda_graph_runner(torch, init, lr)
-            else:
-                run = cuda_eager_runner(torch, init, lr, sync)
-            r = time_case(run, budget)
-            err = abs(r["first_loss"] - ref) / abs(ref)
-            rows.append({
-                "name": name, "family_index": index, "per_family_instance_index": 0, "run_name": name,
-                "run_type": "iteration", "repetitions": r["reps"], "repetition_index": 0, "threads": max(t, 1),
-                "iterations": r["iters"], "real_time": r["median"] * 1e6, "cpu_time": r["cpu_median"] * 1e6,
-                "time_unit": "us", "suite": "step", "backend": backend, "device": device, "size": sname,
-                "cpu_threads": t, "flops_per_iteration": flops(size), "gflops": flops(size) / r["median"] * 1e-9,
-                "min_time": r["min"] * 1e6, "max_time": r["max"] * 1e6, "validated": err <= 1e-3,
-                "validation": "first loss vs a float64 forward pass", "max_rel_err": err,
-                "iterations_per_repetition": r["iters"], "case_wall_s": r["wall"], "lr": lr,
-                "sync_every_step": sync})
-            index += 1
-            print(f"    {r['median'] * 1e6:.2f} us/step, first loss rel. err {err:.2g}", file=sys.stderr)
+        try:  # a size this machine cannot hold: PyTorch's RuntimeError, not a traceback
+            lr = min(1e-6, 6.4 / (size[0] * size[2] * size[1]))
+            init = initial_tensors(torch, size)
+            ref = first_loss_f64(torch, init)
+            sname = "x".join(str(v) for v in size)
+            cases = [(f"step/pytorch-cpu/{sname}/threads:{t}", "pytorch-cpu", "cpu", t, False) for t in threads]
+            if has_cuda:
+                cases += [(f"step/pytorch-cuda-eager/{sname}", "pytorch-cuda-eager", "gpu", 0, False),
+                          (f"step/pytorch-cuda-eager/{sname}/sync_every_step", "pytorch-cuda-eager", "gpu", 0, True),
+                          (f"step/pytorch-cuda-graph/{sname}", "pytorch-cuda-graph", "gpu", 0, False)]
+            for name, backend, device, t, sync in cases:
+                print(f"pytorch_step: {name}", file=sys.stderr, flush=True)
+                if device == "cpu":
+                    torch.set_num_threads(t)
+                    run = cpu_runner(torch, init, lr)
+                elif backend == "pytorch-cuda-graph":
+                    run = cuda_graph_runner(torch, init, lr)
+                else:
+                    run = cuda_eager_runner(torch, init, lr, sync)
+                r = time_case(run, budget)
+                err = abs(r["first_loss"] - ref) / abs(ref)
+                rows.append({
+                    "name": name, "family_index": index, "per_family_instance_index": 0, "run_name": name,
+                    "run_type": "iteration", "repetitions": r["reps"], "repetition_index": 0, "threads": max(t, 1),
+                    "iterations": r["iters"], "real_time": r["median"] * 1e6, "cpu_time": r["cpu_median"] * 1e6,
+                    "time_unit": "us", "suite": "step", "backend": backend, "device": device, "size": sname,
+                    "cpu_threads": t, "flops_per_iteration": flops(size), "gflops": flops(size) / r["median"] * 1e-9,
+                    "min_time": r["min"] * 1e6, "max_time": r["max"] * 1e6, "validated": err <= 1e-3,
+                    "validation": "first loss vs a float64 forward pass", "max_rel_err": err,
+                    "iterations_per_repetition": r["iters"], "case_wall_s": r["wall"], "lr": lr,
+                    "sync_every_step": sync})
+                index += 1
+                print(f"    {r['median'] * 1e6:.2f} us/step, first loss rel. err {err:.2g}", file=sys.stderr)
+        except (RuntimeError, MemoryError) as e:
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            die(f"{'x'.join(map(str, size))}: PyTorch failed ({why})" + (f"; the sizes before it are in {out}" if si else ""), 1)
         verdict = write_results(sizes[:si + 1])
 
     print("\n".join(verdict))
@@ -342,4 +372,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    fr.run("pytorch_step", main)
