@@ -237,7 +237,7 @@ static void check_tools(fx_check *c, const char *dir)
     char tool[6][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200], badsp[4200];
     char nan[4200], wrongtype[4200], notutf8[4200], schemastr[4200], booltime[4200], nobench[4200];
     char spnoflops[4200], gemmsize[4200], intdate[4200], nlabel[4200], self[4200], nodir[4200], readme[4200];
-    char ptout[4200];
+    char ptout[4200], slow[4200];
     const char *names[6] = {"compare", "plot", "report", "pytorch_step.py", "bundle-libs", "install-deps"};
     for (int i = 0; i < 6; i++)
         snprintf(tool[i], sizeof tool[i], "%s/tools/%s", fx_source_dir(), names[i]);
@@ -280,7 +280,11 @@ static void check_tools(fx_check *c, const char *dir)
                   NULL},
                  {readme, "# t\n<!-- fiftyx-report:begin -->\n<!-- fiftyx-report:end -->\n", NULL},
                  {nlabel, row, "\"real_time\": 1, \"time_unit\": \"us\", \"suite\": \"step\", \"size\": \"1x1x1x1\","
-                               " \"backend\": \"a\\nb\", \"flops_per_iteration\": 8"}};
+                               " \"backend\": \"a\\nb\", \"flops_per_iteration\": 8"},
+                 /* step/a/1x1x1x1 again, twice as slow as in good */
+                 {slow, "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": [{\"name\": \"%s\","
+                        " \"real_time\": 5.0, \"time_unit\": \"us\", \"suite\": \"step\", \"size\": \"1x1x1x1\"}]}\n",
+                  "step/a/1x1x1x1"}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(files[i].path, 4200, "%s/r%zu.json", dir, i);
         FILE *f = fopen(files[i].path, "w");
@@ -297,6 +301,12 @@ static void check_tools(fx_check *c, const char *dir)
         fx_report(c, FX_FAIL, "tools/compare_same_file", "exit %d: %.200s%.200s", r.status, r.out, r.err);
     else
         fx_report(c, FX_PASS, "tools/compare_same_file", NULL);
+    /* the ratio is the later file's time over the first's: 5.0 us after 2.5 us is 2.00 */
+    const char *ratio[] = {good, slow, NULL};
+    if (run_prog(tool[0], ratio, &r) || r.status != 0 || !strstr(r.out, "2.00") || strstr(r.out, "0.50"))
+        fx_report(c, FX_FAIL, "tools/compare_ratio", "exit %d: %.300s%.200s", r.status, r.out, r.err);
+    else
+        fx_report(c, FX_PASS, "tools/compare_ratio", NULL);
     /* --by-size lines up rows of different backends (and names) at the same suite/size */
     const char *bysize[] = {"--by-size", good, other, NULL};
     if (run_prog(tool[0], bysize, &r) || r.status != 0 || !strstr(r.out, "step 1x1x1x1") ||
