@@ -37,7 +37,7 @@ typedef struct {
 
 /* Checks one output element; returns 0 when it is within tolerance. */
 static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr, float c, int mask,
-                      int mask_in, verdict *v, long i, long j)
+                      int mask_in, int exact, verdict *v, long i, long j)
 {
     if (!isfinite(c)) {
         snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %g (not finite)", i, j, c);
@@ -52,7 +52,8 @@ static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr,
             snprintf(v->why, sizeof v->why, "mask[%ld,%ld] = %d (never written)", i, j, mask);
             return -1;
         }
-        if ((r > tol && !mask) || (r < -tol && mask)) {
+        /* exact (small-integer inputs, every sum exact in float): h == 0 must give mask 1 */
+        if (exact ? mask != (r >= 0) : (r > tol && !mask) || (r < -tol && mask)) {
             snprintf(v->why, sizeof v->why, "mask[%ld,%ld] = %d for acc %g", i, j, mask, r);
             return -1;
         }
@@ -90,7 +91,7 @@ static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr,
 
 /* One GEMM case; returns 0 on success, else fills v->why. */
 static int gemm_case(const fx_backend *b, fx_op op, fx_epilogue epi, long m, long n, long k,
-                     uint64_t seed, verdict *v)
+                     uint64_t seed, int exact, verdict *v)
 {
     size_t mn = (size_t)(m * n);
     float *a = malloc((size_t)(m * k) * sizeof *a), *bm = malloc((size_t)(k * n) * sizeof *bm);
@@ -107,6 +108,13 @@ static int gemm_case(const fx_backend *b, fx_op op, fx_epilogue epi, long m, lon
     fx_rng_fill_normal(&r, a, (size_t)(m * k));
     fx_rng_fill_normal(&r, bm, (size_t)(k * n));
     fx_rng_fill_normal(&r, c0, mn);
+    if (exact) /* entries −1, 0, 1: sums exact, and many exactly 0 (ReLU's tie) */
+        for (size_t i = 0; i < (size_t)(m * k) || i < (size_t)(k * n); i++) {
+            if (i < (size_t)(m * k))
+                a[i] = (float)(int)(fx_rng_next(&r) % 3) - 1.0f;
+            if (i < (size_t)(k * n))
+                bm[i] = (float)(int)(fx_rng_next(&r) % 3) - 1.0f;
+        }
     for (size_t i = 0; i < mn; i++) {
         mask_in[i] = fx_rng_next(&r) >> 63;
         mask[i] = epi == FX_EPI_MASK ? mask_in[i] : 0xAA;
@@ -124,7 +132,7 @@ static int gemm_case(const fx_backend *b, fx_op op, fx_epilogue epi, long m, lon
         for (long j = 0; j < n; j++) {
             size_t x = (size_t)(i * n + j);
             double tol = (double)k * FLT_EPSILON * abs[x];
-            if (check_elem(epi, acc[x], tol, c0[x], lr, c[x], mask[x], mask_in[x], v, i, j))
+            if (check_elem(epi, acc[x], tol, c0[x], lr, c[x], mask[x], mask_in[x], exact, v, i, j))
                 goto done;
         }
     rc = 0;
@@ -152,7 +160,7 @@ static void check_gemm(fx_check *c, const fx_backend *b)
             int s;
             for (s = 0; s < nshapes; s++) {
                 const long *sh = shapes[s];
-                if (gemm_case(b, (fx_op)op, (fx_epilogue)epi, sh[0], sh[1], sh[2], seed++, &v))
+                if (gemm_case(b, (fx_op)op, (fx_epilogue)epi, sh[0], sh[1], sh[2], seed++, 0, &v))
                     break;
             }
             if (s < nshapes)
@@ -161,6 +169,24 @@ static void check_gemm(fx_check *c, const fx_backend *b)
             else
                 fx_report(c, FX_PASS, name, "%d shapes, worst error %.2f of tolerance", nshapes, v.worst);
         }
+    /* ReLU's tie: random normal inputs never sum to exactly 0, so the forward's mask at h == 0
+     * (which must be 1: h == 0 passes the gradient) is checked with integer inputs */
+    static const long tie_shapes[][3] = {{2, 3, 4}, {7, 13, 29}, {100, 10, 64}, {64, 100, 1000}, {520, 260, 600}};
+    int nties = c->quick ? 3 : 5;
+    for (int op = FX_NN; op <= FX_TN; op++) {
+        char name[128];
+        snprintf(name, sizeof name, "kernels/%s/gemm_%s_relu_mask_ties", b->name, op_name[op]);
+        verdict v = {0, ""};
+        int s;
+        for (s = 0; s < nties; s++)
+            if (gemm_case(b, (fx_op)op, FX_EPI_RELU_MASK, tie_shapes[s][0], tie_shapes[s][1], tie_shapes[s][2],
+                          seed++, 1, &v))
+                break;
+        if (s < nties)
+            fx_report(c, FX_FAIL, name, "%ldx%ldx%ld: %s", tie_shapes[s][0], tie_shapes[s][1], tie_shapes[s][2], v.why);
+        else
+            fx_report(c, FX_PASS, name, "%d shapes with exact zeros", nties);
+    }
 }
 
 static void check_loss_grad_sgd(fx_check *c, const fx_backend *b)
@@ -273,11 +299,11 @@ static void check_negative_controls(fx_check *c)
     bd.kernels = &drop;
     bs.kernels = &skip;
     verdict v = {0, ""};
-    int caught = gemm_case(&bd, FX_NN, FX_EPI_STORE, 64, 100, 1000, 77, &v) != 0;
+    int caught = gemm_case(&bd, FX_NN, FX_EPI_STORE, 64, 100, 1000, 77, 0, &v) != 0;
     fx_report(c, caught ? FX_PASS : FX_FAIL, "kernels/negative_control_last_k_dropped",
               caught ? NULL : "a GEMM that drops the last K term passed (worst error %.2f of tolerance)", v.worst);
     v = (verdict){0, ""};
-    caught = gemm_case(&bs, FX_NN, FX_EPI_MASK, 61, 67, 71, 78, &v) != 0 && strstr(v.why, "not finite");
+    caught = gemm_case(&bs, FX_NN, FX_EPI_MASK, 61, 67, 71, 78, 0, &v) != 0 && strstr(v.why, "not finite");
     fx_report(c, caught ? FX_PASS : FX_FAIL, "kernels/negative_control_masked_unwritten",
               caught ? NULL : "a GEMM that leaves masked-out C unwritten passed (%s)", v.why);
 }
