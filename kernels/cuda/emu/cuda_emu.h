@@ -1,5 +1,7 @@
 // cuda_emu.h — just enough of CUDA to run this project's kernels on the CPU, for testing where no
-// GPU is at hand. Every CUDA thread is a fiber (ucontext); fibers switch only at barriers,
+// GPU is at hand. Every CUDA thread is a fiber (its own stack; on x86-64 a few lines of assembly
+// switch them, elsewhere ucontext — swapcontext makes a system call per switch, which was a large
+// part of the run time; -DFX_EMU_UCONTEXT forces it). Fibers switch only at barriers,
 // shuffles and spin-waits, so a thread runs alone from one barrier to the next. Running the fibers
 // in several orders (forward, reverse, random) makes a missing __syncthreads or grid barrier change
 // the result. What it cannot show: timing, memory-model subtleties (fences, L1 staleness: every
@@ -7,8 +9,21 @@
 //
 // Non-cooperative launches run one block at a time (in a shuffled order, so that split-K's
 // "last block" is not always the same), which is also what makes `__shared__` → `static` correct.
+// emu::block_order picks that order instead: forward, reverse, or the reverse of the previous
+// launch's (then every group of blocks that takes a ticket finishes a different block last, which
+// is what a test of "the result does not depend on which block came last" needs).
 // Cooperative launches run every block at once; kernels launched so must use dynamic shared
-// memory only (fx_dynamic_smem()).
+// memory only (fx_dynamic_smem()). By default all their fibers advance in lock-step rounds (one
+// switch point each per round), so no block ever gets a phase ahead of another. emu::coop_greedy
+// runs them block by block instead: one block runs alone until every one of its threads is stuck
+// (waiting at a barrier nobody else can open, or spinning on a flag with FX_SPIN_PAUSE), then the
+// next block (in order_mode's order of blocks) does the same, and so on. Then the first block to
+// reach a grid barrier passes it as soon as the last arrival lets it and runs a whole phase
+// ahead before anyone else reads what the previous phase wrote, and the last block arrives after
+// everybody else has been waiting: a barrier that lets a block through early, or a buffer reused
+// one phase too soon, changes the result. "Stuck" is judged by the switch points: a re-check of a
+// barrier that has not opened, or a FX_SPIN_PAUSE right after a FX_SPIN_PAUSE (a spin loop must
+// call FX_SPIN_PAUSE once per unsuccessful check and do nothing else but check).
 #pragma once
 #include <ucontext.h>
 #include <algorithm>
@@ -63,8 +78,50 @@ struct Block {
     unsigned char *smem = nullptr;
 };
 
+#if defined(__x86_64__) && !defined(FX_EMU_UCONTEXT)
+#define FX_EMU_ASM_SWITCH 1
+// fx_emu_switch(&save, to): pushes the callee-saved registers (System V: rbx, rbp, r12–r15, and
+// the MXCSR and x87 control words), stores the stack pointer in save, loads `to` and pops the same.
+// A local symbol, so that every translation unit has its own copy.
+extern "C" void fx_emu_switch(void **save_sp, void *to_sp);
+asm(R"(
+    .text
+    .p2align 4
+    .type fx_emu_switch, @function
+fx_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size fx_emu_switch, .-fx_emu_switch
+)");
+#endif
+
 struct Fiber {
+#ifdef FX_EMU_ASM_SWITCH
+    void *sp = nullptr;
+#else
     ucontext_t ctx;
+#endif
+    bool stalled = false;  // the last slice did nothing but re-check a wait (coop_greedy's test)
+    bool spinning = false; // the last switch was a FX_SPIN_PAUSE
     std::unique_ptr<char[]> stack;
     uint3 tid, bid;
     int linear = 0; // thread index within the block
@@ -73,20 +130,57 @@ struct Fiber {
 };
 
 inline Fiber *cur = nullptr;
+#ifdef FX_EMU_ASM_SWITCH
+inline void *main_sp;
+#else
 inline ucontext_t main_ctx;
+#endif
+
+// The scheduler (main) runs fiber f until it switches back; a fiber switches back to main.
+inline void resume(Fiber *f)
+{
+#ifdef FX_EMU_ASM_SWITCH
+    fx_emu_switch(&main_sp, f->sp);
+#else
+    swapcontext(&main_ctx, &f->ctx);
+#endif
+}
+inline void to_main(Fiber *f)
+{
+#ifdef FX_EMU_ASM_SWITCH
+    fx_emu_switch(&f->sp, main_sp);
+#else
+    swapcontext(&f->ctx, &main_ctx);
+#endif
+}
 inline dim3 g_grid, g_block;
 inline std::function<void()> *g_body = nullptr;
 inline Barrier grid_bar;
 inline int grid_threads = 0;
 inline unsigned long long switches = 0;
 inline int order_mode = 0; // 0 forward, 1 reverse, 2 random each round
+enum { BO_SHUFFLE = 0, BO_FORWARD, BO_REVERSE, BO_REVERSE_PREVIOUS };
+inline int block_order = BO_SHUFFLE;  // non-cooperative launches: order of the blocks
+inline std::vector<long> last_block_order; // the order the last non-cooperative launch used
+inline bool coop_greedy = false;      // cooperative launches: block by block (see the top)
 inline std::mt19937 rng(12345);
 inline size_t stack_bytes = 64 * 1024;
 
-inline void yield()
+inline void yield(bool stalled = false)
 {
     switches++;
-    swapcontext(&cur->ctx, &main_ctx);
+    cur->stalled = stalled;
+    cur->spinning = false;
+    to_main(cur);
+}
+
+// A spin-wait's pause: the slice since the previous pause only re-checked the flag.
+inline void spin_pause()
+{
+    switches++;
+    cur->stalled = cur->spinning;
+    cur->spinning = true;
+    to_main(cur);
 }
 
 inline void wait_barrier(Barrier &b, int n)
@@ -97,8 +191,11 @@ inline void wait_barrier(Barrier &b, int n)
         b.gen++;
         return;
     }
-    while (b.gen == gen)
-        yield();
+    bool again = false; // the first switch ends a slice that arrived: progress
+    while (b.gen == gen) {
+        yield(again);
+        again = true;
+    }
 }
 
 inline void syncthreads() { wait_barrier(cur->block->bar, cur->block->nthreads); }
@@ -125,7 +222,7 @@ inline void trampoline()
 {
     (*g_body)();
     cur->done = true;
-    swapcontext(&cur->ctx, &main_ctx);
+    to_main(cur);
 }
 
 inline void run(std::vector<Fiber *> &fibers)
@@ -143,11 +240,55 @@ inline void run(std::vector<Fiber *> &fibers)
             if (f->done)
                 continue;
             cur = f;
-            swapcontext(&main_ctx, &f->ctx);
+            resume(f);
             if (f->done)
                 alive--;
         }
         if (++rounds > 200000000ull) {
+            fprintf(stderr, "emu: no progress (a barrier some threads never reach?)\n");
+            abort();
+        }
+    }
+    cur = nullptr;
+}
+
+// coop_greedy: fibers are nt per block, block-major. Each block in turn runs (in rounds over its
+// own threads) until a round in which none of its threads made progress.
+inline void run_greedy(std::vector<Fiber *> &fibers, int nt)
+{
+    const size_t nb = fibers.size() / nt;
+    size_t alive = fibers.size();
+    std::vector<size_t> border(nb), torder(nt);
+    for (size_t i = 0; i < nb; i++)
+        border[i] = order_mode == 1 ? nb - 1 - i : i;
+    for (int i = 0; i < nt; i++)
+        torder[i] = order_mode == 1 ? nt - 1 - i : i;
+    while (alive) {
+        if (order_mode == 2)
+            std::shuffle(border.begin(), border.end(), rng);
+        bool any = false;
+        for (size_t b : border) {
+            for (;;) {
+                if (order_mode == 2)
+                    std::shuffle(torder.begin(), torder.end(), rng);
+                bool progress = false;
+                for (size_t t : torder) {
+                    Fiber *f = fibers[b * nt + t];
+                    if (f->done)
+                        continue;
+                    cur = f;
+                    resume(f);
+                    if (f->done)
+                        alive--;
+                    if (f->done || !f->stalled)
+                        progress = true;
+                }
+                if (!progress)
+                    break;
+                any = true;
+            }
+        }
+        if (!any) {
             fprintf(stderr, "emu: no progress (a barrier some threads never reach?)\n");
             abort();
         }
@@ -163,11 +304,24 @@ __attribute__((noinline)) inline void init_fiber(Fiber *f, int t, dim3 block, ui
     f->bid = bid;
     f->linear = t;
     f->block = bk;
+#ifdef FX_EMU_ASM_SWITCH
+    // What fx_emu_switch pops: control words, six registers, then `ret` to trampoline with the
+    // stack aligned as after a call (rsp ≡ 8 mod 16).
+    void **sp = (void **)(((uintptr_t)f->stack.get() + stack_bytes) & ~(uintptr_t)15);
+    *--sp = nullptr; // trampoline's return address: it never returns
+    *--sp = (void *)&trampoline;
+    for (int i = 0; i < 6; i++)
+        *--sp = nullptr;
+    const uint64_t cw = 0x1F80ull | 0x037Full << 32; // MXCSR and x87 control word defaults
+    *--sp = (void *)cw;
+    f->sp = sp;
+#else
     getcontext(&f->ctx);
     f->ctx.uc_stack.ss_sp = f->stack.get();
     f->ctx.uc_stack.ss_size = stack_bytes;
     f->ctx.uc_link = nullptr;
     makecontext(&f->ctx, trampoline, 0);
+#endif
 }
 
 // Runs body() as every thread of grid×block. Cooperative: all blocks at once.
@@ -185,8 +339,15 @@ inline void launch(dim3 grid, dim3 block, size_t dyn_smem, bool cooperative, std
     std::vector<long> block_order(nb);
     for (long i = 0; i < nb; i++)
         block_order[i] = i;
-    if (!cooperative)
-        std::shuffle(block_order.begin(), block_order.end(), rng);
+    if (!cooperative) {
+        if (emu::block_order == BO_REVERSE || (emu::block_order == BO_REVERSE_PREVIOUS && last_block_order.size() != (size_t)nb))
+            std::reverse(block_order.begin(), block_order.end());
+        else if (emu::block_order == BO_REVERSE_PREVIOUS)
+            block_order.assign(last_block_order.rbegin(), last_block_order.rend());
+        else if (emu::block_order == BO_SHUFFLE)
+            std::shuffle(block_order.begin(), block_order.end(), rng);
+        last_block_order = block_order;
+    }
     const long per_run = cooperative ? nb : 1;
     for (long first = 0; first < nb; first += per_run) {
         std::vector<std::unique_ptr<Block>> blocks;
@@ -210,7 +371,10 @@ inline void launch(dim3 grid, dim3 block, size_t dyn_smem, bool cooperative, std
         }
         grid_bar = Barrier();
         grid_threads = (int)fibers.size();
-        run(fibers);
+        if (cooperative && coop_greedy)
+            run_greedy(fibers, nt);
+        else
+            run(fibers);
         for (auto &bk : blocks)
             free(bk->smem);
     }
@@ -265,4 +429,4 @@ inline double fx_ldcg(const double *p) { return *p; }
 inline unsigned long long fx_ld_acquire(const unsigned long long *p) { return *(const volatile unsigned long long *)p; }
 inline void fx_grid_sync_coop() { emu::grid_sync(); }
 inline unsigned char *fx_dynamic_smem() { return emu::cur->block->smem; }
-#define FX_SPIN_PAUSE() emu::yield()
+#define FX_SPIN_PAUSE() emu::spin_pause()

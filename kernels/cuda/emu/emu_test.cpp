@@ -4,6 +4,17 @@
 // (both barriers, both reductions, 1 and 2 hidden units per block, x partly outside shared memory).
 // Thread orders forward, reverse and random must all pass. Run by kernels/cuda/emu/run (no GPU needed).
 //
+// Determinism: the project promises the same bits on every run. So every split-K SGEMM is run a
+// second time with its blocks in the reverse of the first run's order (every tile then finishes a
+// different K slice last) and C compared bitwise; the loss kernel likewise in forward, reverse and
+// shuffled block order; the persistent kernel in lock-step and in "greedy block" scheduling
+// (cuda_emu.h: a block runs a phase ahead of the others, the last one arrives late) with bitwise
+// equal losses and weights. SGEMM also runs on small-integer data, where every sum is exact and
+// some outputs are exactly 0 (so ReLU's mask at 0, h ≥ 0, is checked), and the grid barriers
+// alone with one block arriving late.
+//
+// emu_test [--quick] [--only loss|sgemm|exact|persistent|barrier]
+//
 // What passing means: the index math, bounds, barrier placement and cross-block protocols are right
 // for these sizes. What it does not mean: anything about timing, the memory model, or nvcc's code.
 #include <cfloat>
@@ -20,6 +31,8 @@ using namespace fx;
 
 static int failures, passes;
 static std::mt19937_64 gen(7);
+static const char *only; // --only SECTION: run just that section
+static bool section(const char *name) { return !only || !strcmp(only, name); }
 
 static float randn()
 {
@@ -58,26 +71,39 @@ static const SgemmMachine H200 = {132, {1, 4, 8}};
 
 // One case: cfg (or -1: the heuristic), splits (≤ 0: the plan's choice), misalign: operands offset
 // by one float so the 16-byte paths are off.
-static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg, int splits, bool misalign)
+// ints: small integers in A, B (and C for SGD), rows i ≡ 2 (mod 5) of op(A) and columns j ≡ 3
+// (mod 7) of op(B) zero: every sum is exact (checked exactly) and some outputs are exactly 0.
+static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg, int splits, bool misalign,
+                      bool ints = false)
 {
     std::vector<float> a(m * k + 4), b(k * n + 4), c(m * n + 4), c0(m * n);
     std::vector<uint8_t> mask(m * n + 4), mask_in(m * n);
     const int off = misalign ? 1 : 0;
     float *A = a.data() + off, *B = b.data() + off, *Cp = c.data() + off;
+    auto val = [ints](int r) { return ints ? (float)((int)(gen() % (2 * r + 1)) - r) : randn(); };
     for (long i = 0; i < m * k; i++)
-        A[i] = randn();
+        A[i] = val(2);
     for (long i = 0; i < k * n; i++)
-        B[i] = randn();
+        B[i] = val(2);
+    if (ints)
+        for (long q = 0; q < k; q++) {
+            for (long i = 2; i < m; i += 5)
+                A[op == FX_TN ? q * m + i : i * k + q] = 0.f;
+            for (long j = 3; j < n; j += 7)
+                B[op == FX_NT ? j * k + q : q * n + j] = 0.f;
+        }
     for (float &v : c)
         v = 12345.f; // guards around C
     for (uint8_t &v : mask)
         v = 0x5A;
     for (long i = 0; i < m * n; i++) {
-        c0[i] = randn();
+        c0[i] = val(8);
         mask_in[i] = gen() & 1;
         Cp[i] = epi == FX_EPI_SGD ? c0[i] : NAN;
         mask[i] = epi == FX_EPI_MASK ? mask_in[i] : 0xAA;
     }
+    const std::vector<float> c_init = c;
+    const std::vector<uint8_t> mask_init = mask;
     SgemmPlan pl = cfg < 0 ? sgemm_choose(m, n, k, H200) : sgemm_plan_for(cfg, splits, m, n, k);
     sgemm_plan_vectors(pl, op, m, n, k, A, B, Cp, mask.data());
     std::vector<float> ws(pl.ws_floats + 4, NAN);
@@ -85,21 +111,39 @@ static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg
     const float lr = 0.5f;
     fx_gemm_args g = {op, epi, m, n, k, A, B, Cp, mask.data(), lr};
     SgemmParams p = sgemm_params(pl, g, ws.data(), counters.data());
-    switch (pl.cfg) {
-    case FX_CFG_LARGE: launch_sgemm<CfgLarge>(op, epi, p, pl); break;
-    case FX_CFG_MID: launch_sgemm<CfgMid>(op, epi, p, pl); break;
-    default: launch_sgemm<CfgSmall>(op, epi, p, pl); break;
-    }
+    auto launch = [&] {
+        switch (pl.cfg) {
+        case FX_CFG_LARGE: launch_sgemm<CfgLarge>(op, epi, p, pl); break;
+        case FX_CFG_MID: launch_sgemm<CfgMid>(op, epi, p, pl); break;
+        default: launch_sgemm<CfgSmall>(op, epi, p, pl); break;
+        }
+    };
+    launch();
     static const char *on[] = {"nn", "nt", "tn"}, *en[] = {"store", "relu_mask", "mask", "sgd"};
     char what[160];
-    snprintf(what, sizeof what, "sgemm %s %s %ldx%ldx%ld cfg %s split %d (%d) vec %d%d%d", on[op], en[epi], m, n, k,
-             fx_cfg_name[pl.cfg], pl.splits, pl.kchunk, pl.vec_a, pl.vec_b, pl.vec_c);
+    snprintf(what, sizeof what, "sgemm %s %s %ldx%ldx%ld cfg %s split %d (%d) vec %d%d%d%s", on[op], en[epi], m, n,
+             k, fx_cfg_name[pl.cfg], pl.splits, pl.kchunk, pl.vec_a, pl.vec_b, pl.vec_c, ints ? " ints" : "");
+    if (pl.splits > 1) {
+        // Again with the blocks in the reverse order: each tile's last slice is another one.
+        // Reproducible means the same bits whichever slice sums the partials.
+        const std::vector<float> c1 = c;
+        const std::vector<uint8_t> mask1 = mask;
+        std::copy(c_init.begin(), c_init.end(), c.begin());
+        std::copy(mask_init.begin(), mask_init.end(), mask.begin());
+        const int saved = emu::block_order;
+        emu::block_order = emu::BO_REVERSE_PREVIOUS;
+        launch();
+        emu::block_order = saved;
+        EXPECT(!memcmp(c1.data(), c.data(), c.size() * sizeof(float)) && mask1 == mask,
+               "%s: C or mask differs bitwise when other K slices finish last (not reproducible)", what);
+    }
     for (int t = 0; t < pl.tiles; t++)
         EXPECT(counters[t] == 0, "%s: split-K ticket of tile %d left at %d", what, t, counters[t]);
     for (int i = 0; i < 4 - off; i++)
         EXPECT(Cp[m * n + i] == 12345.f && mask[m * n + i] == 0x5A, "%s: wrote past the end of C or mask", what);
     if (off)
         EXPECT(c[0] == 12345.f, "%s: wrote before C", what);
+    long zeros = 0;
     for (long i = 0; i < m; i++)
         for (long j = 0; j < n; j++) {
             double acc = 0, mag = 0;
@@ -109,7 +153,7 @@ static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg
                 acc += av * bv;
                 mag += fabs(av * bv);
             }
-            const double tol = k * FLT_EPSILON * mag + FLT_MIN;
+            const double tol = ints ? 0 : k * FLT_EPSILON * mag + FLT_MIN; // ints: exact
             const long x = i * n + j;
             const float got = Cp[x];
             EXPECT(std::isfinite(got), "%s: C[%ld,%ld] = %g", what, i, j, got);
@@ -118,6 +162,11 @@ static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg
                 EXPECT(mask[x] == 0 || mask[x] == 1, "%s: mask[%ld,%ld] = %d", what, i, j, mask[x]);
                 EXPECT(!((acc > tol && !mask[x]) || (acc < -tol && mask[x])), "%s: mask[%ld,%ld] wrong", what, i, j);
                 EXPECT(mask[x] || got == 0.f, "%s: C[%ld,%ld] nonzero under mask 0", what, i, j);
+                if (ints && acc == 0) { // exact: h = 0 is mask 1 (h ≥ 0), h_relu 0
+                    zeros++;
+                    EXPECT(mask[x] == 1 && got == 0.f, "%s: C[%ld,%ld] exactly 0: mask %d, C %g (want 1, 0)", what,
+                           i, j, mask[x], got);
+                }
                 want = acc > 0 ? acc : 0;
             } else if (epi == FX_EPI_MASK) {
                 if (!mask_in[x]) {
@@ -126,11 +175,12 @@ static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg
                 }
             } else if (epi == FX_EPI_SGD) {
                 want = c0[x] - (double)lr * acc;
-                etol = lr * tol + 2.0 * FLT_EPSILON * (fabs(c0[x]) + fabs(lr * acc)) + FLT_MIN;
+                etol = ints ? 0 : lr * tol + 2.0 * FLT_EPSILON * (fabs(c0[x]) + fabs(lr * acc)) + FLT_MIN;
             }
             EXPECT(fabs(got - want) <= etol, "%s: C[%ld,%ld] = %.9g, want %.9g (tol %.3g)", what, i, j, got, want,
                    etol);
         }
+    EXPECT(!ints || epi != FX_EPI_RELU_MASK || m < 3 || n < 4 || zeros > 0, "%s: no exact zero to check", what);
     passes++;
 }
 
@@ -174,6 +224,26 @@ static void test_sgemm(bool quick)
                         }
 }
 
+// Small-integer data: exact sums, outputs exactly 0 (ReLU's mask there must be 1), on the 16-byte
+// epilogue (n % 4 == 0, aligned) and the scalar one, without and with split-K.
+static void test_sgemm_exact(bool quick)
+{
+    const fx_op ops[] = {FX_NN, FX_NT, FX_TN};
+    const long sh[][3] = {{16, 16, 64}, {7, 13, 29}, {33, 65, 17}, {64, 100, 1000}, {40, 36, 200}};
+    for (auto &s : sh)
+        for (fx_op op : ops)
+            for (int epi = 0; epi < 4; epi++)
+                for (int cfg = 0; cfg < FX_NCFG; cfg++)
+                    for (int splits : {1, 3, 7})
+                        for (bool mis : {false, true}) {
+                            if (cfg != FX_CFG_SMALL && (quick || mis))
+                                continue;
+                            if ((epi == FX_EPI_STORE || epi == FX_EPI_SGD) && (quick || splits == 3))
+                                continue; // the masks are what needs exact zeros
+                            gemm_case(op, (fx_epilogue)epi, s[0], s[1], s[2], cfg, splits, mis, true);
+                        }
+}
+
 static void print_plans()
 {
     const long sz[][3] = {{64, 100, 1000}, {64, 10, 100}, {64, 100, 10}, {100, 10, 64}, {1000, 100, 64},
@@ -191,17 +261,22 @@ static void print_plans()
 
 static void test_loss()
 {
-    for (long n : {1L, 7L, 640L, 1000L, 4097L, 100003L}) {
+    // Three runs: blocks forward (the last block to finish is the last one), reverse (block 0),
+    // shuffled. The result must not depend on which block adds the partials.
+    for (long n : {1L, 7L, 640L, 1000L, 2049L, 4097L, 6145L, 10241L, 16385L, 30001L, 65537L, 100003L, 131073L, 262149L}) {
         std::vector<float> yp(n), y(n), g(n, NAN);
         for (long i = 0; i < n; i++)
             yp[i] = 30 * randn(), y[i] = randn();
-        std::vector<double> partials(FX_LOSS_MAX_BLOCKS, NAN), loss(3, NAN);
+        std::vector<double> partials(FX_LOSS_MAX_BLOCKS, NAN), loss(4, NAN);
         unsigned ticket = 0;
         int step = 1;
-        double got[2];
-        for (int rep = 0; rep < 2; rep++) {
+        double got[3];
+        const int orders[3] = {emu::BO_FORWARD, emu::BO_REVERSE, emu::BO_SHUFFLE};
+        for (int rep = 0; rep < 3; rep++) {
             LossGradParams p = {n, yp.data(), y.data(), g.data(), partials.data(), &ticket, loss.data(), &step};
+            emu::block_order = orders[rep];
             emu::launch(dim3(loss_grad_blocks(n)), dim3(FX_EW_THREADS), 0, false, [p] { loss_grad_kernel(p); });
+            emu::block_order = emu::BO_SHUFFLE;
             got[rep] = loss[1 + rep];
         }
         double want = 0;
@@ -210,9 +285,11 @@ static void test_loss()
             want += d * d;
             EXPECT(fabs(g[i] - 2 * d) <= 2 * FLT_EPSILON * fabs(d) + FLT_MIN, "loss_grad n=%ld: g[%ld]", n, i);
         }
-        EXPECT(step == 3 && ticket == 0, "loss_grad n=%ld: step %d ticket %u", n, step, ticket);
+        EXPECT(step == 4 && ticket == 0, "loss_grad n=%ld: step %d ticket %u", n, step, ticket);
         EXPECT(fabs(got[0] - want) <= (n + 2) * FLT_EPSILON * want, "loss_grad n=%ld: %.9g vs %.9g", n, got[0], want);
-        EXPECT(memcmp(&got[0], &got[1], sizeof(double)) == 0, "loss_grad n=%ld: not reproducible", n);
+        EXPECT(!memcmp(&got[0], &got[1], sizeof(double)) && !memcmp(&got[0], &got[2], sizeof(double)),
+               "loss_grad n=%ld (%d blocks): not reproducible: %a (block %d last) %a (block 0 last) %a (shuffled)", n,
+               loss_grad_blocks(n), got[0], loss_grad_blocks(n) - 1, got[1], got[2]);
         passes++;
     }
 }
@@ -314,6 +391,9 @@ static double rel_frob(const std::vector<float> &got, const std::vector<double> 
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+// Run three times: lock-step twice (the same bits), then under emu::coop_greedy (a block runs a
+// phase ahead while the others have not yet read the previous phase's partials, and the last one
+// arrives after everyone else waits), which must give the same bits again.
 static void pers_case(int N, int Din, int H, int Dout, float lr, int steps, int hb, int ks, int one_barrier,
                       int sync_mode, int launches)
 {
@@ -336,7 +416,66 @@ static void pers_case(int N, int Din, int H, int Dout, float lr, int steps, int 
     // same inputs, other configuration of the same math: bitwise-identical losses on a rerun
     PersRun r2 = pers_run(N, Din, H, Dout, lr, steps, x, y, w1, w2, hb, ks, one_barrier, sync_mode, launches);
     EXPECT(memcmp(r.losses.data(), r2.losses.data(), steps * sizeof(double)) == 0, "%s: not reproducible", what);
+    emu::coop_greedy = true;
+    PersRun r3 = pers_run(N, Din, H, Dout, lr, steps, x, y, w1, w2, hb, ks, one_barrier, sync_mode, launches);
+    emu::coop_greedy = false;
+    for (int t = 0; t < steps; t++)
+        EXPECT(!memcmp(&r.losses[t], &r3.losses[t], sizeof(double)),
+               "%s: greedy blocks: loss[%d] = %.9g, lock-step %.9g (want %.9g)", what, t, r3.losses[t], r.losses[t],
+               rl[t]);
+    EXPECT(r.w1 == r3.w1 && r.w2 == r3.w2, "%s: greedy blocks: other weights (rel err %.3g %.3g)", what,
+           rel_frob(r3.w1, rw1), rel_frob(r3.w2, rw2));
     passes++;
+}
+
+// The persistent kernel's grid barrier alone (fx_p_grid_sync, both modes): P blocks, rounds of
+// "thread 0 writes its round and block id into a slot (double-buffered by round parity), barrier,
+// every block checks all P slots". Block `late` spins 1000 switches before writing in rounds 1
+// and 3 (lock-step), or the blocks run greedily (cuda_emu.h). A barrier that lets anyone through
+// before the last arrival shows a stale slot.
+static void barrier_case(int sync_mode, int P, int late, bool greedy)
+{
+    const int R = 5, NT = 32;
+    std::vector<int> slot(2 * P, -1), bad(P, 0);
+    unsigned long long bar = 0;
+    PersistentParams p = {};
+    p.sync_mode = sync_mode;
+    p.bar = &bar;
+    emu::coop_greedy = greedy;
+    emu::launch(dim3(P), dim3(NT), 0, true, [&] {
+        unsigned long long passed = 0;
+        const int b = blockIdx.x;
+        for (int r = 0; r < R; r++) {
+            if (threadIdx.x == 0) {
+                if (b == late && r % 2 == 1)
+                    for (int i = 0; i < 1000; i++)
+                        emu::yield();
+                slot[(r & 1) * P + b] = r * P + b;
+            }
+            fx_p_grid_sync(p, passed);
+            for (int bb = threadIdx.x; bb < P; bb += NT)
+                if (slot[(r & 1) * P + bb] != r * P + bb)
+                    bad[b]++;
+        }
+    });
+    emu::coop_greedy = false;
+    char what[120];
+    snprintf(what, sizeof what, "grid barrier %s P %d late %d %s order %d", sync_mode ? "flags" : "coop", P, late,
+             greedy ? "greedy" : "lock-step", emu::order_mode);
+    for (int b = 0; b < P; b++)
+        EXPECT(!bad[b], "%s: block %d saw %d stale slots after the barrier", what, b, bad[b]);
+    EXPECT(sync_mode == FX_PSYNC_COOP || bar == (unsigned long long)R * P, "%s: counter %llu", what, bar);
+    passes++;
+}
+
+static void test_barrier()
+{
+    for (int mode : {FX_PSYNC_COOP, FX_PSYNC_FLAGS})
+        for (int P : {2, 5}) {
+            for (int late : {0, P / 2, P - 1})
+                barrier_case(mode, P, late, false);
+            barrier_case(mode, P, -1, true);
+        }
 }
 
 static void pers_hand_step()
@@ -375,15 +514,33 @@ static void test_persistent(bool quick)
 
 int main(int argc, char **argv)
 {
-    const bool quick = argc > 1 && !strcmp(argv[1], "--quick");
-    print_plans();
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--only loss|sgemm|exact|persistent|barrier]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!only)
+        print_plans();
     for (int order : {0, 1, 2}) {
         emu::order_mode = order;
         emu::stack_bytes = 64 * 1024;
         const int before = failures;
-        test_loss();
-        test_sgemm(quick || order != 0); // every shape once, the rest in all three orders
-        test_persistent(quick && order != 0);
+        if (section("loss"))
+            test_loss();
+        if (section("sgemm"))
+            test_sgemm(quick || order != 0); // every shape once, the rest in all three orders
+        if (section("exact"))
+            test_sgemm_exact(quick && order != 0); // every config once (also in --quick)
+        if (section("barrier"))
+            test_barrier();
+        if (section("persistent"))
+            test_persistent(quick && order != 0);
         printf("order %s: %s\n", order == 0 ? "forward" : order == 1 ? "reverse" : "random",
                failures == before ? "ok" : "FAILED");
         fflush(stdout);
