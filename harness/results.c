@@ -3,6 +3,7 @@
  * atomically through jansson. Field names follow benchmark's docs/json_format.md. */
 #include <fcntl.h>
 #include <jansson.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,16 @@
 #define FX_NVCC "none (CPU-only build)"
 #endif
 
+extern char **environ;
+
 static const char *const op_names[] = {"nn", "nt", "tn"};
 
 /* Runs git -C <source tree> <args...> without a shell (the path may hold any character);
- * its first line of output into out. Returns git's exit status, or -1. */
+ * its first line of output into out. Returns git's exit status, or -1.
+ * posix_spawn, not fork: a fork runs OpenBLAS's pthread_atfork handler, which stops its worker
+ * threads; the next call re-creates them from the main thread, which bench has pinned to one
+ * core, so (most likely through that inherited binding) the `openblas` rows timed after the first
+ * results file was written ran at one core's speed (102 GFLOP/s on 2 threads against 204). */
 static int git(const char *const *args, char *out, size_t len)
 {
     const char *argv[8] = {"git", "-C", fx_source_dir()};
@@ -37,24 +44,21 @@ static int git(const char *const *args, char *out, size_t len)
     int fd[2];
     if (pipe(fd))
         return -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    posix_spawn_file_actions_addclose(&fa, fd[1]);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "git", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    if (rc) {
         close(fd[0]);
-        close(fd[1]);
         return -1;
     }
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(fd[1], 1);
-        dup2(null, 2);
-        close(fd[0]);
-        execvp("git", (char *const *)argv);
-        _exit(127);
-    }
-    close(fd[1]);
     size_t got = 0;
     ssize_t r;
     char sink[256];
