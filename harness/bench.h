@@ -64,6 +64,8 @@ typedef struct {
 } fx_bench_run;
 
 int fx_results_write(const char *path, const fx_bench_run *run, fx_err *e);
+/* The next fx_results_write asks git for the tree's commit again (for check). */
+void fx_results_forget_git(void);
 
 /* The verdict on "50x" from the validated step rows (speedups, crossovers, a sentence per size),
  * into run->verdict and run->speedups; redone from scratch at every call. */

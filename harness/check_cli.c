@@ -2,6 +2,7 @@
  * line on stderr and exit status 2 (never a crash, a signal or a hang). Runs this very binary. */
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -565,6 +566,9 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
 /* The verdict's GPU side has not met a GPU yet: drive it, the results file and the tools with
  * synthetic validated step rows (a made-up GPU backend beside CPU ones), and check every number,
  * sentence and crossover against what the rows imply. Sizes come out of ladder order on purpose. */
+static volatile int fork_count;
+static void count_fork(void) { fork_count++; }
+
 static void check_verdict(fx_check *c, const char *dir)
 {
     static const fx_backend gpu_b = {"gpu-test", FX_GPU, "synthetic GPU rows for the check"};
@@ -690,11 +694,32 @@ static void check_verdict(fx_check *c, const char *dir)
         fputs("# t\n<!-- fiftyx-report:begin -->\n<!-- fiftyx-report:end -->\n", f);
         fclose(f);
     }
-    if (!f || fx_results_write(path, &run, &e)) {
+    /* Writing a results file asks git for the commit. It must not fork: a fork runs OpenBLAS's
+     * atfork handler, and the openblas rows a bench timed after its first checkpoint then ran
+     * at one core's speed (kernels/cpu/NOTES.md). posix_spawn runs no atfork handler. */
+    static int forks;
+    static int registered;
+    if (!registered++)
+        pthread_atfork(count_fork, NULL, NULL);
+    const char *sha = getenv("FIFTYX_GIT_SHA");
+    char keep[256];
+    snprintf(keep, sizeof keep, "%s", sha ? sha : "");
+    fx_results_forget_git();
+    setenv("FIFTYX_GIT_SHA", "", 1); /* empty: git itself is asked */
+    forks = fork_count;
+    int wrote = f && fx_results_write(path, &run, &e) == 0;
+    forks = fork_count - forks;
+    if (sha)
+        setenv("FIFTYX_GIT_SHA", keep, 1);
+    else
+        unsetenv("FIFTYX_GIT_SHA");
+    if (!wrote) {
         fx_report(c, FX_FAIL, "verdict/results_file", "%s", f ? e.msg : "cannot write a README");
         free(run.speedups);
         return;
     }
+    fx_report(c, forks ? FX_FAIL : FX_PASS, "verdict/results_file_spawns_git_without_fork",
+              forks ? "%d fork(s) while writing the results file (OpenBLAS's atfork handler runs)" : NULL, forks);
     free(run.speedups);
     run.speedups = NULL;
     fx_report(c, FX_PASS, "verdict/results_file", NULL);

@@ -92,13 +92,16 @@ static void git_describe_uncached(char *buf, size_t len)
     snprintf(buf, len, "%s%s", sha, changes[0] ? "-dirty" : "");
 }
 
-static void git_describe(char *buf, size_t len) /* once per process: the file is written often */
+static char git_cached[128]; /* once per process: the file is written often */
+
+static void git_describe(char *buf, size_t len)
 {
-    static char cached[128];
-    if (!cached[0])
-        git_describe_uncached(cached, sizeof cached);
-    snprintf(buf, len, "%s", cached);
+    if (!git_cached[0])
+        git_describe_uncached(git_cached, sizeof git_cached);
+    snprintf(buf, len, "%s", git_cached);
 }
+
+void fx_results_forget_git(void) { git_cached[0] = 0; }
 
 static json_t *caches(const fx_topo *t)
 {
