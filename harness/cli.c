@@ -141,13 +141,11 @@ int fx_split_list(char *s, char **items, int max)
     }
 }
 
-/* A backend this build lacks: a GPU one in a build made without nvcc says so. */
+/* A backend this build lacks (a GPU one in a build made without nvcc) says so. */
 static void not_built(const char *opt, const char *name)
 {
-    static const char *const gpu[] = {"cuda", "cublas", "cuda-persistent"};
-    for (size_t i = 0; i < sizeof gpu / sizeof gpu[0]; i++)
-        if (!strcmp(name, gpu[i]))
-            fx_bad_input("%sbackend '%s' is not in this build (built without nvcc: CPU only)", opt, name);
+    if (fx_backend_not_built(name))
+        fx_bad_input("%sbackend '%s' is not in this build (built without nvcc: CPU only)", opt, name);
 }
 
 int fx_parse_backend_list(const char *opt, const char *list, const fx_backend **out, int max)

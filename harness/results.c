@@ -61,10 +61,11 @@ static int git(const char *const *args, char *out, size_t len)
     }
     size_t got = 0;
     ssize_t r;
-    char sink[256];
-    while ((r = read(fd[0], got + 1 < len ? out + got : sink, got + 1 < len ? len - 1 - got : sizeof sink)) > 0)
-        if (got + 1 < len)
-            got += (size_t)r;
+    while (got + 1 < len && (r = read(fd[0], out + got, len - 1 - got)) > 0)
+        got += (size_t)r;
+    char sink[256]; /* the rest, so that git never blocks on a full pipe */
+    while (read(fd[0], sink, sizeof sink) > 0)
+        ;
     close(fd[0]);
     out[got] = 0;
     out[strcspn(out, "\n")] = 0;

@@ -153,6 +153,8 @@ double fx_wall_seconds(void);
  * lists (fx_backend_cpu, fx_backend_cuda, ...); a name no file defines is simply absent. */
 const fx_backend *const *fx_backends(size_t *count);
 const fx_backend *fx_backend_find(const char *name);
+/* Whether name is a backend of fiftyx that this build does not have (no nvcc: the GPU ones). */
+int fx_backend_not_built(const char *name);
 
 /* Thread count the CPU backends use (set by the harness; 0 = OpenMP's default). */
 void fx_set_threads(int threads);

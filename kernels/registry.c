@@ -34,6 +34,22 @@ const fx_backend *const *fx_backends(size_t *count)
     return present;
 }
 
+/* Names in the order of known[], for the backends a build may lack. */
+static const char *const known_names[] = {
+    "reference", "naive", "cpu", "cpu-avx512", "cpu-avx2", "cpu-generic", "openblas", "cuda",
+    "cublas", "cuda-persistent",
+};
+_Static_assert(sizeof known_names / sizeof known_names[0] == sizeof known / sizeof known[0],
+               "one name per known backend");
+
+int fx_backend_not_built(const char *name)
+{
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!known[i] && !strcmp(known_names[i], name))
+            return 1;
+    return 0;
+}
+
 const fx_backend *fx_backend_find(const char *name)
 {
     size_t n;

@@ -225,6 +225,18 @@ inline void trampoline()
     to_main(cur);
 }
 
+// Runs f up to its next switch point, if it has not finished; returns whether it ran.
+inline bool step(Fiber *f, size_t &alive)
+{
+    if (f->done)
+        return false;
+    cur = f;
+    resume(f);
+    if (f->done)
+        alive--;
+    return true;
+}
+
 inline void run(std::vector<Fiber *> &fibers)
 {
     size_t alive = fibers.size();
@@ -235,15 +247,8 @@ inline void run(std::vector<Fiber *> &fibers)
     while (alive) {
         if (order_mode == 2)
             std::shuffle(order.begin(), order.end(), rng);
-        for (size_t i : order) {
-            Fiber *f = fibers[i];
-            if (f->done)
-                continue;
-            cur = f;
-            resume(f);
-            if (f->done)
-                alive--;
-        }
+        for (size_t i : order)
+            step(fibers[i], alive);
         if (++rounds > 200000000ull) {
             fprintf(stderr, "emu: no progress (a barrier some threads never reach?)\n");
             abort();
@@ -274,13 +279,7 @@ inline void run_greedy(std::vector<Fiber *> &fibers, int nt)
                 bool progress = false;
                 for (size_t t : torder) {
                     Fiber *f = fibers[b * nt + t];
-                    if (f->done)
-                        continue;
-                    cur = f;
-                    resume(f);
-                    if (f->done)
-                        alive--;
-                    if (f->done || !f->stalled)
+                    if (step(f, alive) && (f->done || !f->stalled))
                         progress = true;
                 }
                 if (!progress)
