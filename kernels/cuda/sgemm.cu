@@ -1,4 +1,5 @@
-// sgemm.cu — instantiates the SGEMM variants (3 configs × 3 ops × 4 epilogues), plans and launches.
+// sgemm.cu — instantiates the SGEMM variants (3 configs × 3 ops × 4 epilogues × general/fast
+// loads), plans and launches.
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -11,7 +12,11 @@ template <class C, int OP, int EPI>
 static int launch_cfg_op_epi(const SgemmParams &p, const SgemmPlan &pl, cudaStream_t st, fx_err *e)
 {
     fx_cuda_clear_stale_error();
-    sgemm_kernel<C, OP, EPI><<<dim3((unsigned)pl.tiles, (unsigned)pl.splits), C::THREADS, 0, st>>>(p);
+    const dim3 grid((unsigned)pl.tiles, (unsigned)pl.splits);
+    if (pl.fast)
+        sgemm_kernel<C, OP, EPI, true><<<grid, C::THREADS, 0, st>>>(p);
+    else
+        sgemm_kernel<C, OP, EPI, false><<<grid, C::THREADS, 0, st>>>(p);
     FX_LAUNCHED("sgemm_kernel");
     return 0;
 }
@@ -92,6 +97,9 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
     SgemmMachine mach = {};
     FX_TRY(machine(&mach, e));
     const char *cfg_env = getenv("FIFTYX_SGEMM_CFG"), *split_env = getenv("FIFTYX_SGEMM_SPLITS");
+    const char *fast_env = getenv("FIFTYX_SGEMM_FAST");
+    if (fast_env && *fast_env && strcmp(fast_env, "0") && strcmp(fast_env, "1"))
+        return fx_fail(e, "FIFTYX_SGEMM_FAST='%s': expected 0 or 1", fast_env);
     int cfg = -1, splits = 0;
     if (cfg_env && *cfg_env) {
         for (int i = 0; i < FX_NCFG; i++)
@@ -115,6 +123,8 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
     else
         p = sgemm_plan_for(cfg < 0 ? FX_CFG_SMALL : cfg, splits, m, n, k);
     sgemm_plan_vectors(p, op, m, n, k, a, b, c, mask);
+    if (fast_env && !strcmp(fast_env, "0"))
+        p.fast = 0; // the general loader everywhere (to measure what the fast path gains)
     *plan = p;
     return 0;
 }
@@ -122,9 +132,9 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
 void fx_sgemm_plan_text(const SgemmPlan &p, char *buf, size_t len)
 {
     if (p.splits > 1)
-        snprintf(buf, len, "%s split-K %d×%d", fx_cfg_name[p.cfg], p.splits, p.kchunk);
+        snprintf(buf, len, "%s split-K %d×%d%s", fx_cfg_name[p.cfg], p.splits, p.kchunk, p.fast ? "" : " general");
     else
-        snprintf(buf, len, "%s", fx_cfg_name[p.cfg]);
+        snprintf(buf, len, "%s%s", fx_cfg_name[p.cfg], p.fast ? "" : " general");
 }
 
 int fx_gemm_site::prepare(const fx_gemm_args &g, fx_err *e)

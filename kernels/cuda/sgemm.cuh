@@ -151,6 +151,39 @@ struct TileLoader {
         }
     }
 
+    // The fast path (vec known true, whole K tiles): each float4's address, fixed for the slice and
+    // moved by a constant per K tile. A row (K_CONTIG) or 4-column group past mn_end is clamped
+    // onto the last valid one: its values land only in accumulators of rows or columns ≥ M or N,
+    // which no store reads, so whole K tiles load with no predicate and no zero fill.
+    const float *q[LOADS];
+    long step; // floats between K tiles
+
+    __device__ __forceinline__ void fast_init(const float *__restrict__ p, long ld, int mn0, int mn_end, int k0,
+                                              int tid)
+    {
+#pragma unroll
+        for (int i = 0; i < LOADS; i++) {
+            int k, mn;
+            coords(tid, i, k, mn);
+            int gmn = mn0 + mn;
+            if (K_CONTIG)
+                q[i] = p + (long)min(gmn, mn_end - 1) * ld + (k0 + k);
+            else // mn_end is a multiple of 4 (the 16-byte path's condition), so mn_end − 4 ≥ 0
+                q[i] = p + (long)(k0 + k) * ld + min(gmn, mn_end - 4);
+        }
+        step = K_CONTIG ? BK : BK * ld;
+    }
+
+    // The next whole K tile, unpredicated (see fast_init).
+    __device__ __forceinline__ void fast_load()
+    {
+#pragma unroll
+        for (int i = 0; i < LOADS; i++) {
+            r[i] = fx_ldg4(q[i]);
+            q[i] += step;
+        }
+    }
+
     // Into the shared tile s[BK][TILE + PAD], k-major.
     __device__ __forceinline__ void store(float (*s)[TILE + PAD], int tid) const
     {
@@ -230,7 +263,13 @@ __device__ __forceinline__ void sgemm_tile_of(int t, int tiles_m, int tiles_n, i
     tn = (t % width) / rows;
 }
 
-template <class C, int OP, int EPI>
+// FAST: the host found both operands on the 16-byte path (vec_a and vec_b); every whole K tile of
+// the slice then loads through TileLoader::fast_load (fixed addresses, no predicates, no branches:
+// the general loader's bounds tests and its scalar fallback were ~8% of the 128x128 K loop's
+// instructions in SASS). The slice's last K tile, if partial, still goes through the general,
+// predicated loader. Results are bit for bit those of FAST = false: the same products are summed
+// in the same order into every accumulator that is stored.
+template <class C, int OP, int EPI, bool FAST = false>
 __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS) sgemm_kernel(const SgemmParams p)
 {
     constexpr bool A_KC = OP != FX_TN; // A is M×K (NN, NT) or K×M (TN)
@@ -263,19 +302,29 @@ __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS) sgemm_kernel(const 
             acc[i][j] = 0.f;
 
     const int ntiles = (kend - kbeg + C::BK - 1) / C::BK; // ≥ 1: the host makes no empty slice
-    la.load(p.a, lda, m0, p.m, kbeg, kend, p.vec_a, tid);
-    lb.load(p.b, ldb, n0, p.n, kbeg, kend, p.vec_b, tid);
+    const int nwhole = FAST ? (kend - kbeg) / C::BK : 0;   // K tiles loaded by the fast path
+    if (FAST) {
+        la.fast_init(p.a, lda, m0, p.m, kbeg, tid);
+        lb.fast_init(p.b, ldb, n0, p.n, kbeg, tid);
+    }
+    if (FAST && nwhole > 0) {
+        la.fast_load();
+        lb.fast_load();
+    } else {
+        la.load(p.a, lda, m0, p.m, kbeg, kend, p.vec_a, tid);
+        lb.load(p.b, ldb, n0, p.n, kbeg, kend, p.vec_b, tid);
+    }
     la.store(As[0], tid);
     lb.store(Bs[0], tid);
     __syncthreads();
 
-    for (int t = 0; t < ntiles; t++) {
+    // One K tile: `next` fetches tile t+1 into registers (in flight while tile t is multiplied),
+    // which then go into the other buffer (last read in iteration t−1, before the barrier that
+    // ended it).
+    auto k_tile = [&](int t, bool more, auto next) {
         const int cur = t & 1;
-        const bool more = t + 1 < ntiles;
-        if (more) { // in flight while this tile is multiplied
-            la.load(p.a, lda, m0, p.m, kbeg + (t + 1) * C::BK, kend, p.vec_a, tid);
-            lb.load(p.b, ldb, n0, p.n, kbeg + (t + 1) * C::BK, kend, p.vec_b, tid);
-        }
+        if (more)
+            next();
 #pragma unroll
         for (int k = 0; k < C::BK; k++) {
             float a[C::WMITER * C::TM], b[C::WNITER * C::TN];
@@ -295,12 +344,24 @@ __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS) sgemm_kernel(const 
                 for (int j = 0; j < C::WNITER * C::TN; j++)
                     acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
         }
-        if (more) { // buffer cur^1 was last read in iteration t−1, before the barrier that ended it
+        if (more) {
             la.store(As[cur ^ 1], tid);
             lb.store(Bs[cur ^ 1], tid);
         }
         __syncthreads();
-    }
+    };
+    int t = 0;
+    if (FAST) // the main loop: the next tile is whole, its loads unpredicated
+        for (; t + 1 < nwhole; t++)
+            k_tile(t, true, [&] {
+                la.fast_load();
+                lb.fast_load();
+            });
+    for (; t < ntiles; t++) // the rest: the general loader
+        k_tile(t, t + 1 < ntiles, [&] {
+            la.load(p.a, lda, m0, p.m, kbeg + (t + 1) * C::BK, kend, p.vec_a, tid);
+            lb.load(p.b, ldb, n0, p.n, kbeg + (t + 1) * C::BK, kend, p.vec_b, tid);
+        });
 
     if (p.splits > 1) {
         // Raw partial sums to this slice's workspace; columns up to ldw (a multiple of 4).
@@ -383,6 +444,7 @@ struct SgemmPlan {
     int kchunk;         // K per slice, a multiple of BK
     int tiles;          // blocks per slice (gridDim.x)
     int vec_a, vec_b, vec_c;
+    int fast;           // vec_a && vec_b, unless FIFTYX_SGEMM_FAST=0: sgemm_kernel<..., FAST = true>
     long ws_floats;     // workspace for split-K partials (0 without split)
 };
 
@@ -474,6 +536,7 @@ static inline void sgemm_plan_vectors(SgemmPlan &p, fx_op op, long m, long n, lo
     p.vec_a = ((uintptr_t)a % 16 == 0) && (a_kc ? k : m) % 4 == 0;
     p.vec_b = ((uintptr_t)b % 16 == 0) && (b_kc ? k : n) % 4 == 0;
     p.vec_c = ((uintptr_t)c % 16 == 0) && ((uintptr_t)mask % 4 == 0) && n % 4 == 0;
+    p.fast = p.vec_a && p.vec_b;
 }
 
 static inline SgemmParams sgemm_params(const SgemmPlan &pl, const fx_gemm_args &g, float *ws, int *counters)

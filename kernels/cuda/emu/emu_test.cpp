@@ -56,9 +56,15 @@ template <class C>
 static void launch_sgemm(fx_op op, fx_epilogue epi, const SgemmParams &p, const SgemmPlan &pl)
 {
     std::function<void()> body;
+    const bool fast = pl.fast;
 #define EMU_CASE(O, E)                                                                             \
     if (op == O && epi == E)                                                                       \
-        body = [p] { sgemm_kernel<C, O, E>(p); };
+        body = [p, fast] {                                                                         \
+            if (fast)                                                                              \
+                sgemm_kernel<C, O, E, true>(p);                                                    \
+            else                                                                                   \
+                sgemm_kernel<C, O, E, false>(p);                                                   \
+        };
     EMU_CASE(FX_NN, FX_EPI_STORE) EMU_CASE(FX_NN, FX_EPI_RELU_MASK) EMU_CASE(FX_NN, FX_EPI_MASK)
     EMU_CASE(FX_NN, FX_EPI_SGD) EMU_CASE(FX_NT, FX_EPI_STORE) EMU_CASE(FX_NT, FX_EPI_RELU_MASK)
     EMU_CASE(FX_NT, FX_EPI_MASK) EMU_CASE(FX_NT, FX_EPI_SGD) EMU_CASE(FX_TN, FX_EPI_STORE)
@@ -118,11 +124,27 @@ static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg
         default: launch_sgemm<CfgSmall>(op, epi, p, pl); break;
         }
     };
-    launch();
     static const char *on[] = {"nn", "nt", "tn"}, *en[] = {"store", "relu_mask", "mask", "sgd"};
     char what[160];
-    snprintf(what, sizeof what, "sgemm %s %s %ldx%ldx%ld cfg %s split %d (%d) vec %d%d%d%s", on[op], en[epi], m, n,
-             k, fx_cfg_name[pl.cfg], pl.splits, pl.kchunk, pl.vec_a, pl.vec_b, pl.vec_c, ints ? " ints" : "");
+    snprintf(what, sizeof what, "sgemm %s %s %ldx%ldx%ld cfg %s split %d (%d) vec %d%d%d%s%s", on[op], en[epi], m,
+             n, k, fx_cfg_name[pl.cfg], pl.splits, pl.kchunk, pl.vec_a, pl.vec_b, pl.vec_c, pl.fast ? " fast" : "",
+             ints ? " ints" : "");
+    if (pl.fast) {
+        // The fast loads (clamped addresses, no predicates) must give the general loader's bits:
+        // run the general kernel first, then the fast one from the same start, and compare.
+        pl.fast = 0;
+        launch();
+        const std::vector<float> cg = c;
+        const std::vector<uint8_t> mg = mask;
+        std::copy(c_init.begin(), c_init.end(), c.begin());
+        std::copy(mask_init.begin(), mask_init.end(), mask.begin());
+        pl.fast = 1;
+        launch();
+        EXPECT(!memcmp(cg.data(), c.data(), c.size() * sizeof(float)) && mg == mask,
+               "%s: C or mask differs bitwise between the fast and the general loads", what);
+    } else {
+        launch();
+    }
     if (pl.splits > 1) {
         // Again with the blocks in the reverse order: each tile's last slice is another one.
         // Reproducible means the same bits whichever slice sums the partials.
@@ -211,7 +233,10 @@ static void test_sgemm(bool quick)
     }
     // Every epilogue, op and config, with and without split-K, aligned and not, on smaller shapes.
     const long small[][3] = {{1, 1, 1}, {7, 13, 29}, {33, 65, 17}, {64, 100, 1000}, {100, 10, 64}, {64, 100, 10},
-                             {129, 127, 385}, {255, 257, 3}, {16, 16, 64}};
+                             {129, 127, 385}, {255, 257, 3}, {16, 16, 64},
+                             // the fast loads: M, N past the tile (clamped rows and column groups),
+                             // a partial last K tile, and K contiguous with M or N not a multiple of 4
+                             {36, 20, 52}, {131, 260, 100}, {7, 13, 36}};
     for (auto &sh : small)
         for (fx_op op : ops)
             for (int epi = 0; epi < 4; epi++)
