@@ -1,9 +1,9 @@
 // compat.cuh — the few device primitives the kernels use, under nvcc or under the host emulator.
 //
-// The kernel headers (sgemm.cuh, elementwise.cuh, persistent.cuh) include only this file, so that
-// kernels/cuda/emu/ can compile the very same kernel code with g++ and run it on the CPU (fibers for
-// threads) to test index math, bounds and barrier placement where no GPU is at hand. Nothing here
-// changes what nvcc generates.
+// The kernel headers (sgemm.cuh, elementwise.cuh, persistent.cuh, midstep.cuh, block_sum.cuh)
+// include only this file and each other, so that kernels/cuda/emu/ can compile the very same
+// kernel code with g++ and run it on the CPU (fibers for threads) to test index math, bounds and
+// barrier placement where no GPU is at hand. Nothing here changes what nvcc generates.
 #pragma once
 
 #ifdef FX_EMU

@@ -9,8 +9,14 @@
 //   gh           = (g·w2ᵀ) ⊙ mask      NT  MASK        N×H, K = D_out
 //   w2          −= lr·h_reluᵀ·g        TN  SGD         H×D_out, K = N     ┐ in parallel
 //   w1          −= lr·xᵀ·gh            TN  SGD         D_in×H, K = N      ┘
+// Where the middle four (y_pred, loss, gh, the w2 update) fit one block's shared memory
+// (midstep.cuh: the tutorial's size), they run as one kernel and the step is three kernels in a
+// row: x·w1, the middle, xᵀ·gh. FIFTYX_CUDA_FUSE=0 keeps the six (to measure what fusing gains).
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include "fx_cuda.h"
+#include "midstep.cuh"
 
 static const char *cuda_unavailable(void) { return fx_cuda_unavailable(); }
 
@@ -52,13 +58,39 @@ static const fx_kernels cuda_kernels = {cuda_gemm, fx_cuda_host_loss_grad, fx_cu
 struct cuda_state {
     fx_gemm_site site[FX_NGEMM]; // before step: freed after the graphs that use them
     fx_step_state step;
+    bool fused = false;      // the middle of the step as one kernel (midstep.cuh)
+    fx::MidStepParams mid = {};
 };
+
+// FIFTYX_CUDA_FUSE: unset or 1, fuse where the size allows; 0, never. -1 (e set) if malformed.
+static int fuse_setting(fx_err *e)
+{
+    const char *v = getenv("FIFTYX_CUDA_FUSE");
+    if (!v || !*v || !strcmp(v, "1"))
+        return 1;
+    if (!strcmp(v, "0"))
+        return 0;
+    return fx_fail(e, "FIFTYX_CUDA_FUSE='%s': expected 0 or 1", v);
+}
+
+static int enqueue_mid(const cuda_state *st, cudaStream_t s0, fx_err *e)
+{
+    fx_cuda_clear_stale_error();
+    fx::mid_step_kernel<<<1, fx::FX_MID_THREADS, (size_t)st->mid.L.floats * sizeof(float), s0>>>(st->mid);
+    FX_LAUNCHED("mid_step_kernel");
+    return 0;
+}
 
 static int enqueue_step(void *ctx, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork, cudaEvent_t join, fx_err *e)
 {
     cuda_state *st = (cuda_state *)ctx;
     const fx_gemm_site *site = st->site;
     const fx_gemm_args *args = st->step.args;
+    if (st->fused) { // three kernels in a row; w2 is read and updated inside the middle one
+        FX_TRY(site[FX_G_H].run(args[FX_G_H], s0, e));
+        FX_TRY(enqueue_mid(st, s0, e));
+        return site[FX_G_W1].run(args[FX_G_W1], s0, e);
+    }
     FX_TRY(site[FX_G_H].run(args[FX_G_H], s0, e));
     FX_TRY(site[FX_G_YPRED].run(args[FX_G_YPRED], s0, e));
     FX_TRY(st->step.enqueue_loss(s0, e));
@@ -76,10 +108,26 @@ static void cuda_destroy(void *p) { delete (cuda_state *)p; }
 
 static int create_state(cuda_state *st, const fx_problem *p, const fx_tensors *init, fx_err *e)
 {
+    const int fuse = fuse_setting(e);
+    if (fuse < 0)
+        return -1;
+    const fx_size s = p->size;
+    st->fused = fuse && fx::mid_step_fits(s.n, s.h, s.d_out);
     FX_TRY(st->step.init(p, init, e));
     for (int i = 0; i < FX_NGEMM; i++)
-        FX_TRY(st->site[i].prepare(st->step.args[i], e));
+        if (!st->fused || i == FX_G_H || i == FX_G_W1)
+            FX_TRY(st->site[i].prepare(st->step.args[i], e));
     FX_TRY(st->step.graphs.init(e));
+    if (st->fused) {
+        fx_step_state &t = st->step;
+        fx::MidStepParams &m = st->mid;
+        m.n = (int)s.n, m.h = (int)s.h, m.o = (int)s.d_out, m.lr = p->lr;
+        m.h_relu = t.h_relu.p, m.y = t.y.p, m.mask = t.mask.p, m.w2 = t.w2.p, m.gh = t.gh.p;
+        m.loss = t.graphs.losses.p, m.step = t.graphs.step.p;
+        m.L = fx::mid_step_layout(s.n, s.h, s.d_out);
+        FX_CU(cudaFuncSetAttribute(fx::mid_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   (int)(m.L.floats * sizeof(float))));
+    }
     return st->step.capture(enqueue_step, st, e);
 }
 
@@ -141,7 +189,7 @@ static const fx_gemm_bench cuda_gemm_bench = {cuda_gb_create, cuda_gb_run, cuda_
 
 static const char *cuda_describe(void)
 {
-    static char buf[600];
+    static char buf[800];
     const fx_cuda_device *d = fx_cuda_dev();
     if (!d)
         return "no CUDA device";
@@ -156,8 +204,11 @@ static const char *cuda_describe(void)
                {"hᵀ·g", FX_TN, 100, 10, 64}, {"xᵀ·gh", FX_TN, 1000, 100, 64}};
     int len = snprintf(buf, sizeof buf,
                        "%s, %d SMs; FP32 FFMA SGEMM, register-staged double buffer, tiles 128x128/256t, "
-                       "64x64/128t, 32x32/64t; step as CUDA graph of %d steps; tutorial plans:",
-                       d->name, d->sms, FX_STEPS_PER_GRAPH);
+                       "64x64/128t, 32x32/64t; step as CUDA graph of %d steps; y_pred, loss, gh and "
+                       "the w2 update as one kernel where they fit one block%s; tutorial plans:",
+                       d->name, d->sms, FX_STEPS_PER_GRAPH,
+                       getenv("FIFTYX_CUDA_FUSE") && !strcmp(getenv("FIFTYX_CUDA_FUSE"), "0")
+                           ? " (off: FIFTYX_CUDA_FUSE=0)" : "");
     for (size_t i = 0; i < sizeof tut / sizeof tut[0] && len < (int)sizeof buf; i++) {
         fx::SgemmPlan p;
         fx_err e;

@@ -13,7 +13,7 @@
 // some outputs are exactly 0 (so ReLU's mask at 0, h ≥ 0, is checked), and the grid barriers
 // alone with one block arriving late.
 //
-// emu_test [--quick] [--only loss|sgemm|exact|persistent|barrier]
+// emu_test [--quick] [--only loss|sgemm|exact|persistent|barrier|mid]
 //
 // What passing means: the index math, bounds, barrier placement and cross-block protocols are right
 // for these sizes. What it does not mean: anything about timing, the memory model, or nvcc's code.
@@ -22,8 +22,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <string>
 #include <vector>
 #include "../elementwise.cuh"
+#include "../midstep.cuh"
 #include "../persistent.cuh"
 #include "../sgemm.cuh"
 
@@ -319,6 +322,117 @@ static void test_loss()
     }
 }
 
+// ---- the fused middle of the cuda step (midstep.cuh) ---------------------------------------------
+
+// Against the middle in double, with error bounds propagated from each float sum's own bound; then
+// the same bits in every thread order (the first order's results are kept per size).
+static void mid_case(int N, int H, int O, float lr)
+{
+    char what[96];
+    snprintf(what, sizeof what, "mid_step %dx%dx%d", N, H, O);
+    EXPECT(mid_step_fits(N, H, O), "%s: does not fit", what);
+    std::vector<float> hr(N * H), y(N * O), w2(H * O), w2_0, gh(N * H + 4, NAN);
+    std::vector<uint8_t> mask(N * H);
+    std::mt19937_64 lg(N * 1000003L + H * 1009L + O); // the same data in every thread order
+    std::normal_distribution<float> nd;
+    for (int i = 0; i < N * H; i++) {
+        const float v = nd(lg);
+        hr[i] = v > 0 ? v : 0.f;
+        mask[i] = v >= 0 || (lg() & 1); // also 1 where h_relu is 0 (h = 0 exactly gives mask 1)
+    }
+    for (float &v : y)
+        v = nd(lg);
+    for (float &v : w2)
+        v = nd(lg);
+    w2_0 = w2;
+    std::vector<double> loss(3, NAN);
+    int step = 1;
+    MidStepParams p;
+    p.n = N, p.h = H, p.o = O, p.lr = lr;
+    p.h_relu = hr.data(), p.y = y.data(), p.mask = mask.data(), p.w2 = w2.data(), p.gh = gh.data();
+    p.loss = loss.data(), p.step = &step;
+    p.L = mid_step_layout(N, H, O);
+    emu::launch(dim3(1), dim3(FX_MID_THREADS), p.L.floats * sizeof(float), false, [p] { mid_step_kernel(p); });
+    EXPECT(step == 2 && std::isnan(loss[0]) && std::isnan(loss[2]), "%s: step %d, loss written elsewhere", what, step);
+    EXPECT(std::isnan(gh[N * H]), "%s: wrote past the end of gh", what);
+    const double eps = FLT_EPSILON;
+    std::vector<double> g(N * O), eg(N * O);
+    double want_loss = 0, loss_tol = 0;
+    for (int r = 0; r < N; r++)
+        for (int o = 0; o < O; o++) {
+            double yp = 0, mag = 0;
+            for (int j = 0; j < H; j++)
+                yp += (double)hr[r * H + j] * w2_0[j * O + o], mag += fabs((double)hr[r * H + j] * w2_0[j * O + o]);
+            const double d = yp - y[r * O + o], ed = (H + 2) * eps * mag + eps * fabs(d) + FLT_MIN;
+            g[r * O + o] = 2 * d, eg[r * O + o] = 2 * ed;
+            want_loss += d * d, loss_tol += 2 * fabs(d) * ed + ed * ed;
+        }
+    loss_tol += (N * O + 2) * DBL_EPSILON * want_loss;
+    EXPECT(fabs(loss[1] - want_loss) <= loss_tol, "%s: loss %.17g, want %.17g (tol %.3g)", what, loss[1], want_loss,
+           loss_tol);
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < H; j++) {
+            double want = 0, mag = 0, prop = 0;
+            for (int o = 0; o < O; o++) {
+                want += g[r * O + o] * w2_0[j * O + o], mag += fabs(g[r * O + o] * w2_0[j * O + o]);
+                prop += fabs(w2_0[j * O + o]) * eg[r * O + o];
+            }
+            const float got = gh[r * H + j];
+            if (!mask[r * H + j]) {
+                EXPECT(got == 0.f, "%s: gh[%d,%d] = %g under mask 0", what, r, j, got);
+                continue;
+            }
+            const double tol = prop + (O + 1) * eps * (mag + prop) + FLT_MIN;
+            EXPECT(fabs(got - want) <= tol, "%s: gh[%d,%d] = %.9g, want %.9g (tol %.3g)", what, r, j, got, want, tol);
+        }
+    for (int j = 0; j < H; j++)
+        for (int o = 0; o < O; o++) {
+            double sum = 0, mag = 0, prop = 0;
+            for (int r = 0; r < N; r++) {
+                sum += hr[r * H + j] * g[r * O + o], mag += fabs(hr[r * H + j] * g[r * O + o]);
+                prop += fabs(hr[r * H + j]) * eg[r * O + o];
+            }
+            const double want = w2_0[j * O + o] - (double)lr * sum;
+            const double tol = lr * (prop + (N + 1) * eps * (mag + prop)) +
+                               2 * eps * (fabs(w2_0[j * O + o]) + lr * fabs(sum)) + FLT_MIN;
+            const float got = w2[j * O + o];
+            EXPECT(fabs(got - want) <= tol, "%s: w2[%d,%d] = %.9g, want %.9g (tol %.3g)", what, j, o, got, want, tol);
+        }
+    // Reproducible: the same bits in every thread order.
+    static std::map<std::string, std::vector<float>> first;
+    std::vector<float> bits(gh.begin(), gh.begin() + N * H);
+    bits.insert(bits.end(), w2.begin(), w2.end());
+    float lb[2];
+    memcpy(lb, &loss[1], sizeof(double));
+    bits.insert(bits.end(), lb, lb + 2);
+    auto it = first.find(what);
+    if (it == first.end())
+        first[what] = bits;
+    else
+        EXPECT(!memcmp(it->second.data(), bits.data(), bits.size() * sizeof(float)),
+               "%s: gh, w2 or the loss differ bitwise from the first thread order", what);
+    passes++;
+}
+
+static void test_mid(bool quick)
+{
+    mid_case(64, 100, 10, 1e-3f);  // the tutorial's size
+    mid_case(1, 1, 1, 0.5f);
+    mid_case(7, 13, 3, 1e-2f);
+    mid_case(33, 65, 16, 1e-2f);   // D_out at the limit, H odd
+    if (!quick) {
+        mid_case(130, 50, 5, 1e-2f);  // N over 128: fewer j-slices
+        mid_case(700, 20, 4, 1e-3f);  // N over the block: rows loop
+        mid_case(3, 600, 2, 1e-3f);   // H over the block: columns loop
+        mid_case(512, 60, 5, 1e-3f);  // near the shared-memory limit
+    }
+    // What must not fit: D_out over the registers, too much work, too much shared memory.
+    EXPECT(!mid_step_fits(64, 100, 17) && !mid_step_fits(256, 1000, 10) && !mid_step_fits(4000, 40, 1) &&
+               mid_step_fits(64, 100, 10) && !mid_step_fits(1L << 30, 1L << 30, 1),
+           "mid_step_fits: wrong verdicts");
+    passes++;
+}
+
 // ---- persistent kernel ------------------------------------------------------------------------------
 
 // The tutorial's loop in double: losses[steps], final w1, w2.
@@ -546,7 +660,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--only loss|sgemm|exact|persistent|barrier]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--only loss|sgemm|exact|persistent|barrier|mid]\n", argv[0]);
             return 2;
         }
     }
@@ -564,6 +678,8 @@ int main(int argc, char **argv)
             test_sgemm_exact(quick && order != 0); // every config once (also in --quick)
         if (section("barrier"))
             test_barrier();
+        if (section("mid"))
+            test_mid(quick && order != 0);
         if (section("persistent"))
             test_persistent(quick && order != 0);
         printf("order %s: %s\n", order == 0 ? "forward" : order == 1 ? "reverse" : "random",
