@@ -76,7 +76,10 @@ static int fuse_setting(fx_err *e)
 static int enqueue_mid(const cuda_state *st, cudaStream_t s0, fx_err *e)
 {
     fx_cuda_clear_stale_error();
-    fx::mid_step_kernel<<<1, fx::FX_MID_THREADS, (size_t)st->mid.L.floats * sizeof(float), s0>>>(st->mid);
+    const size_t smem = (size_t)st->mid.L.floats * sizeof(float);
+    auto launch = [&](void (*k)(fx::MidStepParams)) { k<<<1, fx::FX_MID_THREADS, smem, s0>>>(st->mid); };
+    if (!fx::mid_step_dispatch(st->mid.L.op, launch))
+        return fx_fail(e, "mid_step_kernel: no instance for padded D_out %d", st->mid.L.op);
     FX_LAUNCHED("mid_step_kernel");
     return 0;
 }
@@ -125,8 +128,14 @@ static int create_state(cuda_state *st, const fx_problem *p, const fx_tensors *i
         m.h_relu = t.h_relu.p, m.y = t.y.p, m.mask = t.mask.p, m.w2 = t.w2.p, m.gh = t.gh.p;
         m.loss = t.graphs.losses.p, m.step = t.graphs.step.p;
         m.L = fx::mid_step_layout(s.n, s.h, s.d_out);
-        FX_CU(cudaFuncSetAttribute(fx::mid_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   (int)(m.L.floats * sizeof(float))));
+        cudaError_t err = cudaSuccess;
+        if (!fx::mid_step_dispatch(m.L.op, [&](void (*k)(fx::MidStepParams)) {
+                err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           (int)(m.L.floats * sizeof(float)));
+            }))
+            return fx_fail(e, "mid_step_kernel: no instance for padded D_out %d", m.L.op);
+        if (err != cudaSuccess)
+            return fx_cuda_fail(e, __FILE__, __LINE__, "cudaFuncSetAttribute(mid_step_kernel, max dynamic smem)", err);
     }
     return st->step.capture(enqueue_step, st, e);
 }

@@ -80,19 +80,27 @@ struct MidStepParams {
     MidStepLayout L;
 };
 
+// OPC: D_out rounded up to 4 (= L.op), a template parameter so the register arrays hold exactly the
+// columns there are (no predicated-off FMAs for the tutorial's 10 → 12).
+template <int OPC>
 __global__ void __launch_bounds__(FX_MID_THREADS) mid_step_kernel(const MidStepParams p)
 {
+    static_assert(OPC % 4 == 0 && OPC >= 4 && OPC <= FX_MID_MAXO, "D_out rounded up to 4, within the limit");
     __shared__ double scratch[FX_MID_THREADS / 32];
     const MidStepLayout &L = p.L;
     float *sm = reinterpret_cast<float *>(fx_dynamic_smem());
     float *sh = sm + L.h_off, *sw = sm + L.w_off, *sg = sm + L.g_off, *part = sm + L.p_off;
-    const int N = p.n, H = p.h, O = p.o, HP = L.hp, OP = L.op;
+    const int N = p.n, H = p.h, O = p.o, HP = L.hp, OP = OPC; // OPC == L.op (the host's dispatch)
     const int tid = threadIdx.x, T = blockDim.x;
 
     // Stage h_relu and w2 (written by earlier kernels: ordinary loads are coherent across launches).
-    // (int indices: mid_step_fits bounds every tensor here far below 2^31 elements)
-    for (int i = tid; i < N * H; i += T)
-        sh[(i / H) * HP + i % H] = p.h_relu[i];
+    // (int indices: mid_step_fits bounds every tensor here far below 2^31 elements). h: a row per
+    // warp, lanes along it — no integer division per element (the flat loop's i / H and i % H
+    // cost ~40 instructions per element, ~2,000 issue cycles for the tutorial's 6,400).
+    const int lane = tid % 32, warp = tid / 32, warps = T / 32;
+    for (int r = warp; r < N; r += warps)
+        for (int j = lane; j < H; j += 32)
+            sh[r * HP + j] = p.h_relu[r * H + j];
     for (int i = tid; i < H * OP; i += T) {
         const int j = i / OP, c = i % OP;
         sw[i] = c < O ? p.w2[j * O + c] : 0.f;
@@ -103,26 +111,24 @@ __global__ void __launch_bounds__(FX_MID_THREADS) mid_step_kernel(const MidStepP
     for (int it = tid; it < L.s1 * N; it += T) {
         const int s = it / N, r = it % N;
         const int j0 = (int)((long)s * H / L.s1), j1 = (int)((long)(s + 1) * H / L.s1);
-        float acc[FX_MID_MAXO];
+        float acc[OPC];
 #pragma unroll
-        for (int c = 0; c < FX_MID_MAXO; c++)
+        for (int c = 0; c < OPC; c++)
             acc[c] = 0.f;
         for (int j = j0; j < j1; j++) {
             const float hv = sh[r * HP + j];
 #pragma unroll
-            for (int c4 = 0; c4 < FX_MID_MAXO; c4 += 4)
-                if (c4 < OP) {
-                    const float4 w = *reinterpret_cast<const float4 *>(&sw[j * OP + c4]);
-                    acc[c4 + 0] = fmaf(hv, w.x, acc[c4 + 0]);
-                    acc[c4 + 1] = fmaf(hv, w.y, acc[c4 + 1]);
-                    acc[c4 + 2] = fmaf(hv, w.z, acc[c4 + 2]);
-                    acc[c4 + 3] = fmaf(hv, w.w, acc[c4 + 3]);
-                }
+            for (int c4 = 0; c4 < OPC; c4 += 4) {
+                const float4 w = *reinterpret_cast<const float4 *>(&sw[j * OP + c4]);
+                acc[c4 + 0] = fmaf(hv, w.x, acc[c4 + 0]);
+                acc[c4 + 1] = fmaf(hv, w.y, acc[c4 + 1]);
+                acc[c4 + 2] = fmaf(hv, w.z, acc[c4 + 2]);
+                acc[c4 + 3] = fmaf(hv, w.w, acc[c4 + 3]);
+            }
         }
 #pragma unroll
-        for (int c = 0; c < FX_MID_MAXO; c++)
-            if (c < OP)
-                part[(s * N + r) * OP + c] = acc[c];
+        for (int c = 0; c < OPC; c++)
+            part[(s * N + r) * OP + c] = acc[c];
     }
     __syncthreads();
 
@@ -153,25 +159,23 @@ __global__ void __launch_bounds__(FX_MID_THREADS) mid_step_kernel(const MidStepP
         const int s = it / L.lanes_h, j = it % L.lanes_h;
         if (j >= H)
             continue;
-        float w[FX_MID_MAXO];
+        float w[OPC];
 #pragma unroll
-        for (int c4 = 0; c4 < FX_MID_MAXO; c4 += 4)
-            if (c4 < OP) {
-                const float4 v = *reinterpret_cast<const float4 *>(&sw[j * OP + c4]);
-                w[c4 + 0] = v.x, w[c4 + 1] = v.y, w[c4 + 2] = v.z, w[c4 + 3] = v.w;
-            }
+        for (int c4 = 0; c4 < OPC; c4 += 4) {
+            const float4 v = *reinterpret_cast<const float4 *>(&sw[j * OP + c4]);
+            w[c4 + 0] = v.x, w[c4 + 1] = v.y, w[c4 + 2] = v.z, w[c4 + 3] = v.w;
+        }
         const int r0 = (int)((long)s * N / L.s3), r1 = (int)((long)(s + 1) * N / L.s3);
         for (int r = r0; r < r1; r++) {
             float acc = 0.f;
 #pragma unroll
-            for (int c4 = 0; c4 < FX_MID_MAXO; c4 += 4)
-                if (c4 < OP) {
-                    const float4 g = *reinterpret_cast<const float4 *>(&sg[r * OP + c4]);
-                    acc = fmaf(g.x, w[c4 + 0], acc);
-                    acc = fmaf(g.y, w[c4 + 1], acc);
-                    acc = fmaf(g.z, w[c4 + 2], acc);
-                    acc = fmaf(g.w, w[c4 + 3], acc);
-                }
+            for (int c4 = 0; c4 < OPC; c4 += 4) {
+                const float4 g = *reinterpret_cast<const float4 *>(&sg[r * OP + c4]);
+                acc = fmaf(g.x, w[c4 + 0], acc);
+                acc = fmaf(g.y, w[c4 + 1], acc);
+                acc = fmaf(g.z, w[c4 + 2], acc);
+                acc = fmaf(g.w, w[c4 + 3], acc);
+            }
             const int x = r * H + j;
             p.gh[x] = p.mask[x] ? acc : 0.f;
         }
@@ -182,27 +186,25 @@ __global__ void __launch_bounds__(FX_MID_THREADS) mid_step_kernel(const MidStepP
         const int s = it / L.lanes_h, j = it % L.lanes_h;
         if (j >= H)
             continue;
-        float acc[FX_MID_MAXO];
+        float acc[OPC];
 #pragma unroll
-        for (int c = 0; c < FX_MID_MAXO; c++)
+        for (int c = 0; c < OPC; c++)
             acc[c] = 0.f;
         const int r0 = (int)((long)s * N / L.s4), r1 = (int)((long)(s + 1) * N / L.s4);
         for (int r = r0; r < r1; r++) {
             const float hv = sh[r * HP + j];
 #pragma unroll
-            for (int c4 = 0; c4 < FX_MID_MAXO; c4 += 4)
-                if (c4 < OP) {
-                    const float4 g = *reinterpret_cast<const float4 *>(&sg[r * OP + c4]);
-                    acc[c4 + 0] = fmaf(hv, g.x, acc[c4 + 0]);
-                    acc[c4 + 1] = fmaf(hv, g.y, acc[c4 + 1]);
-                    acc[c4 + 2] = fmaf(hv, g.z, acc[c4 + 2]);
-                    acc[c4 + 3] = fmaf(hv, g.w, acc[c4 + 3]);
-                }
+            for (int c4 = 0; c4 < OPC; c4 += 4) {
+                const float4 g = *reinterpret_cast<const float4 *>(&sg[r * OP + c4]);
+                acc[c4 + 0] = fmaf(hv, g.x, acc[c4 + 0]);
+                acc[c4 + 1] = fmaf(hv, g.y, acc[c4 + 1]);
+                acc[c4 + 2] = fmaf(hv, g.z, acc[c4 + 2]);
+                acc[c4 + 3] = fmaf(hv, g.w, acc[c4 + 3]);
+            }
         }
 #pragma unroll
-        for (int c = 0; c < FX_MID_MAXO; c++)
-            if (c < OP)
-                part[(s * H + j) * OP + c] = acc[c];
+        for (int c = 0; c < OPC; c++)
+            part[(s * H + j) * OP + c] = acc[c];
     }
     __syncthreads();
 
@@ -214,6 +216,19 @@ __global__ void __launch_bounds__(FX_MID_THREADS) mid_step_kernel(const MidStepP
             sum += part[(s * H + j) * OP + c];
         p.w2[i] = sw[j * OP + c] - p.lr * sum;
     }
+}
+
+// Calls f with the instance for a layout's padded D_out (4, 8, 12 or 16); false for any other.
+template <class F>
+static inline bool mid_step_dispatch(int op, F &&f)
+{
+    switch (op) {
+    case 4: f(mid_step_kernel<4>); return true;
+    case 8: f(mid_step_kernel<8>); return true;
+    case 12: f(mid_step_kernel<12>); return true;
+    case 16: f(mid_step_kernel<16>); return true;
+    }
+    return false;
 }
 
 } // namespace fx

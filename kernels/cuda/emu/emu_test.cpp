@@ -352,7 +352,10 @@ static void mid_case(int N, int H, int O, float lr)
     p.h_relu = hr.data(), p.y = y.data(), p.mask = mask.data(), p.w2 = w2.data(), p.gh = gh.data();
     p.loss = loss.data(), p.step = &step;
     p.L = mid_step_layout(N, H, O);
-    emu::launch(dim3(1), dim3(FX_MID_THREADS), p.L.floats * sizeof(float), false, [p] { mid_step_kernel(p); });
+    bool have = mid_step_dispatch(p.L.op, [&](void (*k)(MidStepParams)) {
+        emu::launch(dim3(1), dim3(FX_MID_THREADS), p.L.floats * sizeof(float), false, [p, k] { k(p); });
+    });
+    EXPECT(have, "%s: no instance for padded D_out %d", what, p.L.op);
     EXPECT(step == 2 && std::isnan(loss[0]) && std::isnan(loss[2]), "%s: step %d, loss written elsewhere", what, step);
     EXPECT(std::isnan(gh[N * H]), "%s: wrote past the end of gh", what);
     const double eps = FLT_EPSILON;
