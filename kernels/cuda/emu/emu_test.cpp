@@ -1,6 +1,7 @@
 // emu_test.cpp — the CUDA kernels of kernels/cuda/, compiled for the CPU (cuda_emu.h) and checked
 // against double-precision references: SGEMM (every config, op, epilogue, split-K, unaligned
-// operands, the check suite's shapes), the loss kernel, and the persistent whole-loop kernel
+// operands, the check suite's shapes; the fast loads against the general ones bit for bit), the loss
+// kernel, the fused middle of the cuda step (midstep.cuh), and the persistent whole-loop kernel
 // (both barriers, both reductions, 1 and 2 hidden units per block, x partly outside shared memory).
 // Thread orders forward, reverse and random must all pass. Run by kernels/cuda/emu/run (no GPU needed).
 //
