@@ -115,7 +115,10 @@ static int create_state(cuda_state *st, const fx_problem *p, const fx_tensors *i
     if (fuse < 0)
         return -1;
     const fx_size s = p->size;
-    st->fused = fuse && fx::mid_step_fits(s.n, s.h, s.d_out);
+    const fx_cuda_device *dev = fx_cuda_dev();
+    if (!dev)
+        return fx_fail(e, "%s", fx_cuda_unavailable());
+    st->fused = fuse && fx::mid_step_fits(s.n, s.h, s.d_out, (long)dev->smem_optin);
     FX_TRY(st->step.init(p, init, e));
     for (int i = 0; i < FX_NGEMM; i++)
         if (!st->fused || i == FX_G_H || i == FX_G_W1)
@@ -128,10 +131,12 @@ static int create_state(cuda_state *st, const fx_problem *p, const fx_tensors *i
         m.h_relu = t.h_relu.p, m.y = t.y.p, m.mask = t.mask.p, m.w2 = t.w2.p, m.gh = t.gh.p;
         m.loss = t.graphs.losses.p, m.step = t.graphs.step.p;
         m.L = fx::mid_step_layout(s.n, s.h, s.d_out);
+        // The attribute belongs to the kernel, not to this state: set to the limit mid_step_fits
+        // allows (not this size), so that no later state can lower it under these graphs.
         cudaError_t err = cudaSuccess;
+        const int limit = (int)fx::mid_step_smem_limit((long)dev->smem_optin);
         if (!fx::mid_step_dispatch(m.L.op, [&](void (*k)(fx::MidStepParams)) {
-                err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           (int)(m.L.floats * sizeof(float)));
+                err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
             }))
             return fx_fail(e, "mid_step_kernel: no instance for padded D_out %d", m.L.op);
         if (err != cudaSuccess)
@@ -214,7 +219,8 @@ static const char *cuda_describe(void)
     int len = snprintf(buf, sizeof buf,
                        "%s, %d SMs; FP32 FFMA SGEMM, register-staged double buffer, tiles 128x128/256t, "
                        "64x64/128t, 32x32/64t; step as CUDA graph of %d steps; y_pred, loss, gh and "
-                       "the w2 update as one kernel where they fit one block%s; tutorial plans:",
+                       "the w2 update as one kernel where they fit one block%s; plans of the tutorial's GEMMs (fused: "
+                       "only x·w1 and xᵀ·gh run):",
                        d->name, d->sms, FX_STEPS_PER_GRAPH,
                        getenv("FIFTYX_CUDA_FUSE") && !strcmp(getenv("FIFTYX_CUDA_FUSE"), "0")
                            ? " (off: FIFTYX_CUDA_FUSE=0)" : "");

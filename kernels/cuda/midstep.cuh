@@ -60,13 +60,23 @@ static inline MidStepLayout mid_step_layout(long n, long h, long o)
     return L;
 }
 
-// Whether the fused middle applies to this size (else the step runs the four kernels).
-static inline bool mid_step_fits(long n, long h, long o)
+constexpr long FX_MID_STATIC_SMEM = 1024; // bytes, an upper bound of the kernel's own (ptxas: 128)
+
+// The dynamic shared memory the kernel may use on a device with smem_optin bytes per block (opt-in):
+// FX_MID_MAX_SMEM, or less where the device has less. Set once per instance as its attribute.
+static inline long mid_step_smem_limit(long smem_optin)
+{
+    const long dev = smem_optin - FX_MID_STATIC_SMEM;
+    return dev < FX_MID_MAX_SMEM ? dev : FX_MID_MAX_SMEM;
+}
+
+// Whether the fused middle applies to this size on this device (else the step runs the four kernels).
+static inline bool mid_step_fits(long n, long h, long o, long smem_optin)
 {
     if (n < 1 || h < 1 || o < 1 || o > FX_MID_MAXO || n > FX_MID_MAX_FMA || h > FX_MID_MAX_FMA ||
         3 * n * h * o > FX_MID_MAX_FMA)
         return false;
-    return mid_step_layout(n, h, o).floats * (long)sizeof(float) <= FX_MID_MAX_SMEM;
+    return mid_step_layout(n, h, o).floats * (long)sizeof(float) <= mid_step_smem_limit(smem_optin);
 }
 
 struct MidStepParams {

@@ -153,8 +153,11 @@ struct TileLoader {
 
     // The fast path (vec known true, whole K tiles): each float4's address, fixed for the slice and
     // moved by a constant per K tile. A row (K_CONTIG) or 4-column group past mn_end is clamped
-    // onto the last valid one: its values land only in accumulators of rows or columns ≥ M or N,
-    // which no store reads, so whole K tiles load with no predicate and no zero fill.
+    // onto the last valid one: its values land only in accumulators of rows or columns ≥ M or N.
+    // No store to C or the mask reads those; the split-K workspace's padding columns N..ldw−1
+    // (NT with N % 4 ≠ 0) get copies where the general path has zeros, summed by the last slice
+    // but never stored. So whole K tiles load with no predicate and no zero fill, and C and the
+    // mask are bit for bit the general path's.
     const float *q[LOADS];
     long step; // floats between K tiles
 

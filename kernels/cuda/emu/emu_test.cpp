@@ -327,11 +327,13 @@ static void test_loss()
 
 // Against the middle in double, with error bounds propagated from each float sum's own bound; then
 // the same bits in every thread order (the first order's results are kept per size).
+static const long H100_OPTIN = 227 * 1024; // cudaDevAttrMaxSharedMemoryPerBlockOptin of sm_90
+
 static void mid_case(int N, int H, int O, float lr)
 {
     char what[96];
     snprintf(what, sizeof what, "mid_step %dx%dx%d", N, H, O);
-    EXPECT(mid_step_fits(N, H, O), "%s: does not fit", what);
+    EXPECT(mid_step_fits(N, H, O, H100_OPTIN), "%s: does not fit", what);
     std::vector<float> hr(N * H), y(N * O), w2(H * O), w2_0, gh(N * H + 4, NAN);
     std::vector<uint8_t> mask(N * H);
     std::mt19937_64 lg(N * 1000003L + H * 1009L + O); // the same data in every thread order
@@ -431,8 +433,12 @@ static void test_mid(bool quick)
         mid_case(512, 60, 5, 1e-3f);  // near the shared-memory limit
     }
     // What must not fit: D_out over the registers, too much work, too much shared memory.
-    EXPECT(!mid_step_fits(64, 100, 17) && !mid_step_fits(256, 1000, 10) && !mid_step_fits(4000, 40, 1) &&
-               mid_step_fits(64, 100, 10) && !mid_step_fits(1L << 30, 1L << 30, 1),
+    const long o = H100_OPTIN;
+    EXPECT(!mid_step_fits(64, 100, 17, o) && !mid_step_fits(256, 1000, 10, o) && !mid_step_fits(4000, 40, 1, o) &&
+               mid_step_fits(64, 100, 10, o) && !mid_step_fits(1L << 30, 1L << 30, 1, o) &&
+               mid_step_fits(130, 67, 13, o) && !mid_step_fits(130, 67, 13, 48 * 1024) &&
+               !mid_step_fits(64, 100, 10, 48 * 1024) && mid_step_fits(64, 100, 10, 99 * 1024) &&
+               !mid_step_fits(48, 40, 17, o),
            "mid_step_fits: wrong verdicts");
     passes++;
 }
