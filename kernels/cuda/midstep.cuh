@@ -90,6 +90,20 @@ struct MidStepParams {
     MidStepLayout L;
 };
 
+// acc[c] += s·row[c] for c < OPC, the row read as float4s (16-byte aligned in shared memory).
+template <int OPC>
+__device__ __forceinline__ void fx_mid_axpy(float (&acc)[OPC], float s, const float *row)
+{
+#pragma unroll
+    for (int c4 = 0; c4 < OPC; c4 += 4) {
+        const float4 v = *reinterpret_cast<const float4 *>(row + c4);
+        acc[c4 + 0] = fmaf(s, v.x, acc[c4 + 0]);
+        acc[c4 + 1] = fmaf(s, v.y, acc[c4 + 1]);
+        acc[c4 + 2] = fmaf(s, v.z, acc[c4 + 2]);
+        acc[c4 + 3] = fmaf(s, v.w, acc[c4 + 3]);
+    }
+}
+
 // OPC: D_out rounded up to 4 (= L.op), a template parameter so the register arrays hold exactly the
 // columns there are (no predicated-off FMAs for the tutorial's 10 → 12).
 template <int OPC>
@@ -125,17 +139,8 @@ __global__ void __launch_bounds__(FX_MID_THREADS) mid_step_kernel(const MidStepP
 #pragma unroll
         for (int c = 0; c < OPC; c++)
             acc[c] = 0.f;
-        for (int j = j0; j < j1; j++) {
-            const float hv = sh[r * HP + j];
-#pragma unroll
-            for (int c4 = 0; c4 < OPC; c4 += 4) {
-                const float4 w = *reinterpret_cast<const float4 *>(&sw[j * OP + c4]);
-                acc[c4 + 0] = fmaf(hv, w.x, acc[c4 + 0]);
-                acc[c4 + 1] = fmaf(hv, w.y, acc[c4 + 1]);
-                acc[c4 + 2] = fmaf(hv, w.z, acc[c4 + 2]);
-                acc[c4 + 3] = fmaf(hv, w.w, acc[c4 + 3]);
-            }
-        }
+        for (int j = j0; j < j1; j++)
+            fx_mid_axpy<OPC>(acc, sh[r * HP + j], &sw[j * OP]);
 #pragma unroll
         for (int c = 0; c < OPC; c++)
             part[(s * N + r) * OP + c] = acc[c];
@@ -201,17 +206,8 @@ __global__ void __launch_bounds__(FX_MID_THREADS) mid_step_kernel(const MidStepP
         for (int c = 0; c < OPC; c++)
             acc[c] = 0.f;
         const int r0 = (int)((long)s * N / L.s4), r1 = (int)((long)(s + 1) * N / L.s4);
-        for (int r = r0; r < r1; r++) {
-            const float hv = sh[r * HP + j];
-#pragma unroll
-            for (int c4 = 0; c4 < OPC; c4 += 4) {
-                const float4 g = *reinterpret_cast<const float4 *>(&sg[r * OP + c4]);
-                acc[c4 + 0] = fmaf(hv, g.x, acc[c4 + 0]);
-                acc[c4 + 1] = fmaf(hv, g.y, acc[c4 + 1]);
-                acc[c4 + 2] = fmaf(hv, g.z, acc[c4 + 2]);
-                acc[c4 + 3] = fmaf(hv, g.w, acc[c4 + 3]);
-            }
-        }
+        for (int r = r0; r < r1; r++)
+            fx_mid_axpy<OPC>(acc, sh[r * HP + j], &sg[r * OP]);
 #pragma unroll
         for (int c = 0; c < OPC; c++)
             part[(s * H + j) * OP + c] = acc[c];
