@@ -697,7 +697,6 @@ static void check_verdict(fx_check *c, const char *dir)
     /* Writing a results file asks git for the commit. It must not fork: a fork runs OpenBLAS's
      * atfork handler, and the openblas rows a bench timed after its first checkpoint then ran
      * at one core's speed (kernels/cpu/NOTES.md). posix_spawn runs no atfork handler. */
-    static int forks;
     static int registered;
     if (!registered++)
         pthread_atfork(count_fork, NULL, NULL);
@@ -706,7 +705,7 @@ static void check_verdict(fx_check *c, const char *dir)
     snprintf(keep, sizeof keep, "%s", sha ? sha : "");
     fx_results_forget_git();
     setenv("FIFTYX_GIT_SHA", "", 1); /* empty: git itself is asked */
-    forks = fork_count;
+    int forks = fork_count;
     int wrote = f && fx_results_write(path, &run, &e) == 0;
     forks = fork_count - forks;
     if (sha)

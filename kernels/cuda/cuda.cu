@@ -209,6 +209,7 @@ static const char *cuda_describe(void)
         return "no CUDA device";
     if (buf[0])
         return buf;
+    fx_err e0;
     // The plans the heuristic makes for the tutorial's five GEMMs.
     static const struct {
         const char *what;
@@ -222,8 +223,7 @@ static const char *cuda_describe(void)
                        "the w2 update as one kernel where they fit one block%s; plans of the tutorial's GEMMs (fused: "
                        "only x·w1 and xᵀ·gh run):",
                        d->name, d->sms, FX_STEPS_PER_GRAPH,
-                       getenv("FIFTYX_CUDA_FUSE") && !strcmp(getenv("FIFTYX_CUDA_FUSE"), "0")
-                           ? " (off: FIFTYX_CUDA_FUSE=0)" : "");
+                       fuse_setting(&e0) == 0 ? " (off: FIFTYX_CUDA_FUSE=0)" : "");
     for (size_t i = 0; i < sizeof tut / sizeof tut[0] && len < (int)sizeof buf; i++) {
         fx::SgemmPlan p;
         fx_err e;

@@ -132,11 +132,11 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
 void fx_sgemm_plan_text(const SgemmPlan &p, char *buf, size_t len)
 {
     // said only where the fast loads were possible and FIFTYX_SGEMM_FAST=0 turned them off
-    const char *off = p.vec_a && p.vec_b && !p.fast ? " general loads" : nullptr;
+    const char *off = p.vec_a && p.vec_b && !p.fast ? " general loads" : "";
     if (p.splits > 1)
-        snprintf(buf, len, "%s split-K %d×%d%s", fx_cfg_name[p.cfg], p.splits, p.kchunk, off ? off : "");
+        snprintf(buf, len, "%s split-K %d×%d%s", fx_cfg_name[p.cfg], p.splits, p.kchunk, off);
     else
-        snprintf(buf, len, "%s%s", fx_cfg_name[p.cfg], off ? off : "");
+        snprintf(buf, len, "%s%s", fx_cfg_name[p.cfg], off);
 }
 
 int fx_gemm_site::prepare(const fx_gemm_args &g, fx_err *e)
