@@ -60,7 +60,12 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int ED
 
     int last_cols = t->nr - (NV - 1) * VL;
     __mmask16 tail = last_cols >= VL ? (__mmask16)0xFFFF : (__mmask16)((1u << last_cols) - 1);
-    const float *a = t->a, *b = t->b;
+    /* Row r of A is read at base[(r % 3)·rs], from one of four bases: with base + index·scale
+     * addressing the 12 rows take 5 general registers. One pointer per row (a + r·rs) ran out of
+     * them where rs is not a constant (A read in place), and GCC kept the overflow in vector
+     * registers, moving it back with vmovq inside the k loop: 4% of the tutorial step (NOTES.md, 18). */
+    const float *a0 = t->a, *a3 = MRC > 3 ? a0 + 3 * rs : a0, *a6 = MRC > 6 ? a0 + 6 * rs : a0,
+                *a9 = MRC > 9 ? a0 + 9 * rs : a0, *b = t->b;
     const long brs = t->b_rs, kc = t->kc;
     /* the C rows (or partial sums) are needed at the end: start fetching them now */
     for (int r = 0; r < MRC; r++) {
@@ -78,12 +83,16 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int ED
         }
 #pragma GCC unroll 12
         for (int r = 0; r < MRC; r++) {
-            __m512 ar = _mm512_set1_ps(a[r * rs]);
+            const float *base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : a9;
+            __m512 ar = _mm512_set1_ps(base[(r % 3) * rs]);
             acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
             if (NV == 2)
                 acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
         }
-        a += cs;
+        a0 += cs;
+        a3 += cs;
+        a6 += cs;
+        a9 += cs;
         b += brs;
     }
 
