@@ -59,7 +59,11 @@ INLINE void put(const fx_cpu_tile *t, __m256 x, long r, long j, int cols)
     }
 }
 
-INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const long rs, const long cs)
+/* EDGE: B's last vector is loaded under the lane mask (an unpacked B's right edge, where the
+ * lanes past nr may not exist); packed B is padded with zeros, and a whole tile reads whole
+ * vectors. */
+INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int EDGE, const long rs,
+                 const long cs)
 {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
@@ -71,13 +75,18 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const long r
     int last_cols = t->nr - (NV - 1) * VL;
     __m256i tail = lanes(last_cols < VL ? last_cols : VL);
     const float *a = t->a, *b = t->b;
-    const long brs = t->b_rs;
+    const long brs = t->b_rs, kc = t->kc;
     for (int r = 0; r < MRC; r++)
         _mm_prefetch((const char *)(t->p + r * t->ldp), _MM_HINT_T0);
 #pragma GCC unroll 4
-    for (long k = 0; k < t->kc; k++) {
-        __m256 b0 = NV == 2 ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, tail);
-        __m256 b1 = NV == 2 ? _mm256_maskload_ps(b + VL, tail) : b0;
+    for (long k = 0; k < kc; k++) {
+        __m256 b0, b1;
+        if (NV == 2) {
+            b0 = _mm256_loadu_ps(b);
+            b1 = EDGE ? _mm256_maskload_ps(b + VL, tail) : _mm256_loadu_ps(b + VL);
+        } else {
+            b0 = b1 = EDGE ? _mm256_maskload_ps(b, tail) : _mm256_loadu_ps(b);
+        }
 #pragma GCC unroll 6
         for (int r = 0; r < MRC; r++) {
             __m256 ar = _mm256_broadcast_ss(a + r * rs);
@@ -105,20 +114,29 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const long r
 
 #define ROWS(m)                                                                                    \
     case m:                                                                                        \
-        if (nv == 2)                                                                               \
-            tile(t, m, 2, t->a_rs, t->a_cs);                                                       \
+        if (nv == 2 && !edge)                                                                      \
+            tile(t, m, 2, 0, t->a_rs, t->a_cs);                                                    \
+        else if (nv == 2)                                                                          \
+            tile(t, m, 2, 1, t->a_rs, t->a_cs);                                                    \
+        else if (!edge)                                                                            \
+            tile(t, m, 1, 0, t->a_rs, t->a_cs);                                                    \
         else                                                                                       \
-            tile(t, m, 1, t->a_rs, t->a_cs);                                                       \
+            tile(t, m, 1, 1, t->a_rs, t->a_cs);                                                    \
         return;
 
 void fx_cpu_tile_avx2(const fx_cpu_tile *t)
 {
     int nv = t->nr > VL ? 2 : 1;
+    int edge = !t->b_padded && t->nr != nv * VL;
     if (t->a_packed) {
-        if (nv == 2)
-            tile(t, MR, 2, 1, MR);
+        if (nv == 2 && !edge)
+            tile(t, MR, 2, 0, 1, MR);
+        else if (nv == 2)
+            tile(t, MR, 2, 1, 1, MR);
+        else if (!edge)
+            tile(t, MR, 1, 0, 1, MR);
         else
-            tile(t, MR, 1, 1, MR);
+            tile(t, MR, 1, 1, 1, MR);
         return;
     }
     switch (t->mr) {
