@@ -958,6 +958,8 @@ int fx_cmd_bench(int argc, char **argv)
     fprintf(stderr, "peaks: FMA %.0f GFLOP/s on 1 thread, %.0f on %d; triad %.1f GB/s (1 thread), %.1f (all)%s\n",
             fx_peak_cpu(&run.peaks, 1), fx_peak_cpu(&run.peaks, run.threads_all), run.threads_all,
             run.peaks.triad_gbs[0], run.peaks.triad_gbs[1], run.peaks.gpu ? "; GPU measured" : "");
+    if (run.peaks.cpu_note[0])
+        fprintf(stderr, "fiftyx bench: warning: %s\n", run.peaks.cpu_note);
 
     bench_ctx bc = {&run, out, {0}, 0};
     bc.policy = (fx_timing_policy){

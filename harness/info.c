@@ -57,6 +57,8 @@ int fx_cmd_info(int argc, char **argv)
                        p.fma_gflops[isa][0], p.fma_gflops[isa][1], p.threads_all);
         printf("peak       triad     %7.1f GB/s on 1 thread, %7.1f on %d\n", p.triad_gbs[0], p.triad_gbs[1],
                p.threads_all);
+        if (p.cpu_note[0])
+            printf("warning    %s\n", p.cpu_note);
         if (p.gpu)
             printf("peak       GPU FFMA %.1f TFLOP/s, copy %.0f GB/s\n", p.gpu_ffma_gflops * 1e-3, p.gpu_copy_gbs);
     }

@@ -1,11 +1,13 @@
 /* peaks.c — measured peaks: FMA throughput per ISA (1 thread, all cores) and a STREAM-triad-like
  * bandwidth. Every benchmark row reports its GFLOP/s as a share of these. */
 #include <emmintrin.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../kernels/fiftyx.h"
 #include "peaks.h"
+#include "topo.h"
 
 const char *const fx_isa_names[3] = {"avx512", "avx2", "generic"};
 
@@ -86,16 +88,40 @@ void fx_peaks_measure(fx_peaks *p, int threads_all, int quick)
     float (*loops[3])(long, float, float) = {fx_fma_loop_avx512, fx_fma_loop_avx2, fx_fma_loop_generic};
     double flops[3] = {FX_FMA_FLOPS_AVX512, FX_FMA_FLOPS_AVX2, FX_FMA_FLOPS_GENERIC};
     long iters = quick ? 2000000 : 10000000; /* ~0.05 / 0.25 s per try at ~4 GHz */
+    /* the cores the all-cores figure can use: more threads than cores share them */
+    int cores = fx_core_count(), busy = cores > 0 && cores < threads_all ? cores : threads_all;
     for (int isa = 0; isa < 3; isa++) {
         if (!has[isa])
             continue;
         p->fma_gflops[isa][0] = fma_rate(loops[isa], flops[isa], 1, iters, 3);
         p->fma_gflops[isa][1] = fma_rate(loops[isa], flops[isa], threads_all, iters, 3);
+        /* A shared machine can lose a core for a second: the dev box once measured its 2-thread
+         * FMA rate at one core's, and its 2-thread rows then read 179% of peak. An all-cores
+         * figure below fx_peak_plausible's floor is measured again (a peak is a best-of, so the
+         * best is kept), up to 3 more times; if it stays low it is kept, with a note. */
+        for (int again = 0; again < 3 && !fx_peak_plausible(p->fma_gflops[isa][0], p->fma_gflops[isa][1], busy);
+             again++) {
+            double r = fma_rate(loops[isa], flops[isa], threads_all, iters, 3);
+            p->fma_gflops[isa][1] = r > p->fma_gflops[isa][1] ? r : p->fma_gflops[isa][1];
+        }
+        if (!p->cpu_note[0] && !fx_peak_plausible(p->fma_gflops[isa][0], p->fma_gflops[isa][1], busy))
+            snprintf(p->cpu_note, sizeof p->cpu_note,
+                     "%s FMA on %d cores measured only %.2fx one thread's after 4 tries: the cores seem "
+                     "shared with another load; percentages of the all-cores peak read high",
+                     fx_isa_names[isa], busy, p->fma_gflops[isa][1] / p->fma_gflops[isa][0]);
     }
     size_t n = (size_t)(quick ? 8 : 32) << 20; /* 3 arrays of 32 Mi floats: 384 MiB, beyond any L3 */
     p->triad_gbs[0] = triad_rate(1, n, quick ? 2 : 4);
     p->triad_gbs[1] = triad_rate(threads_all, n, quick ? 2 : 4);
     p->gpu = fx_gpu_peaks(&p->gpu_ffma_gflops, &p->gpu_copy_gbs, p->gpu_note, sizeof p->gpu_note) == 0;
+}
+
+int fx_peak_plausible(double one, double all, int cores)
+{
+    /* all cores at least 1.3x one thread on 2, 0.4x per core on more (a many-core part's
+     * all-core clock can be half its one-core turbo, but not much less) */
+    double floor = 0.4 * cores > 1.3 ? 0.4 * cores : 1.3;
+    return cores < 2 || one <= 0 || all >= floor * one;
 }
 
 double fx_peak_cpu(const fx_peaks *p, int threads)

@@ -9,6 +9,9 @@ typedef struct {
     int gpu; /* 1 when the GPU figures were measured */
     double gpu_ffma_gflops, gpu_copy_gbs;
     char gpu_note[160];
+    /* "" or why the all-cores FMA figure is suspect: it stayed close to one thread's after
+     * re-measuring (another load sharing the cores; percentages of peak then read too high) */
+    char cpu_note[200];
 } fx_peaks;
 
 enum { FX_ISA_AVX512, FX_ISA_AVX2, FX_ISA_GENERIC };
@@ -16,6 +19,9 @@ extern const char *const fx_isa_names[3];
 
 /* Measures everything this machine can run (~5-10 s; quick: ~1-2 s). */
 void fx_peaks_measure(fx_peaks *p, int threads_all, int quick);
+/* Whether an all-cores FMA figure measured on `cores` cores is believable beside the one-thread
+ * figure `one`. */
+int fx_peak_plausible(double one, double all, int cores);
 /* The FMA peak of the best ISA here at this thread count (1 or all cores). */
 double fx_peak_cpu(const fx_peaks *p, int threads);
 

@@ -151,6 +151,8 @@ static json_t *context(const fx_bench_run *run)
                               p->triad_gbs[1], "method",
                               "FMA: 12 independent chains per thread, best of 3; triad: a=b+s*c over 3 arrays "
                               "far beyond L3, STREAM's byte count, best of several");
+    if (p->cpu_note[0])
+        json_object_set_new(peaks, "cpu_note", json_string(p->cpu_note));
     if (p->gpu)
         json_object_set_new(peaks, "gpu", json_pack("{s:f, s:f, s:s}", "ffma_gflops", p->gpu_ffma_gflops,
                                                     "copy_gbs", p->gpu_copy_gbs, "method", p->gpu_note));

@@ -214,7 +214,7 @@ CONTEXT = {"date": text, "num_cpus": count, "fiftyx": obj}
 FIFTYX = {"cpu_model": text, "threads_all": count, "git": text, "command": texts, "quick": flag,
           "complete": flag, "cases_done": count, "cases_total": count, "peer": text, "gpu": obj_or_null,
           "peaks": obj}
-PEAKS = {"all_cores_threads": count, "cpu_fma_gflops": obj, "cpu_triad_gbs": obj, "gpu": obj}
+PEAKS = {"all_cores_threads": count, "cpu_fma_gflops": obj, "cpu_triad_gbs": obj, "gpu": obj, "cpu_note": text}
 PER_THREADS = {"1_thread": nonnegative, "all_cores": nonnegative}
 GPU_PEAKS = {"ffma_gflops": nonnegative, "copy_gbs": nonnegative}
 BENCHMARK = {"name": text, "real_time": positive, "time_unit": unit, "suite": text, "size": any_size,
