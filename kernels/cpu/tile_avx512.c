@@ -63,7 +63,7 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int ED
     /* Row r of A is read at base[(r % 3)·rs], from one of four bases: with base + index·scale
      * addressing the 12 rows take 5 general registers. One pointer per row (a + r·rs) ran out of
      * them where rs is not a constant (A read in place), and GCC kept the overflow in vector
-     * registers, moving it back with vmovq inside the k loop: 4% of the tutorial step (NOTES.md, 18). */
+     * registers, moving it back with vmovq inside the k loop: 3.4% of the tutorial step (NOTES.md, 18). */
     const float *a0 = t->a, *a3 = MRC > 3 ? a0 + 3 * rs : a0, *a6 = MRC > 6 ? a0 + 6 * rs : a0,
                 *a9 = MRC > 9 ? a0 + 9 * rs : a0, *b = t->b;
     const long brs = t->b_rs, kc = t->kc;
