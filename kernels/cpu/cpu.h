@@ -26,7 +26,7 @@ typedef struct {
     const float *b;
     long b_rs;       /* B(k,j) = b[k·b_rs + j] for j < nr (unit column stride) */
     int mr, nr;      /* the valid part of the tile */
-    int a_packed;    /* a_rs == 1, a_cs == MR and rows mr..MR-1 hold zeros: compute all MR */
+    int a_packed;    /* a_rs == 1, a_cs == MR and rows mr..MR-1 hold zeros */
     int b_padded;    /* packed B: every row has NR floats, zeros past nr */
     /* Where the sum goes. K is cut into blocks: the first block starts from 0, later ones add
      * the partial sum p; only the last applies the epilogue to c. p == c except for SGD, whose

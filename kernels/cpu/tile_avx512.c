@@ -126,7 +126,10 @@ void fx_cpu_tile_avx512(const fx_cpu_tile *t)
 {
     int nv = t->nr > VL ? 2 : 1;
     int edge = !t->b_padded && t->nr != nv * VL;
-    if (t->a_packed) {
+    /* packed A in whole panels: the MR-row instance with constant strides; a thin last panel
+     * (50 rows: 4 × 12 + 2) takes the instance for its row count instead of computing the
+     * panel's zero rows (NOTES.md, 20) */
+    if (t->a_packed && t->mr == MR) {
         if (nv == 2 && !edge)
             tile(t, MR, 2, 0, 1, MR);
         else if (nv == 2)
