@@ -41,6 +41,21 @@ typedef struct {
     float lr;
 } fx_cpu_tile;
 
+/* How the AVX-512 and AVX2 micro-kernels pick an instance of their inlined
+ * TILE(t, rows, vectors, edge, rs, cs): 1 or 2 vectors of B, whole or masked at B's edge, each a
+ * compile-time constant, so that every instance is straight-line code. */
+#define FX_CPU_TILE_VARIANTS(TILE, t, rows, nv, edge, rs, cs)                                      \
+    do {                                                                                           \
+        if ((nv) == 2 && !(edge))                                                                  \
+            TILE(t, rows, 2, 0, rs, cs);                                                           \
+        else if ((nv) == 2)                                                                        \
+            TILE(t, rows, 2, 1, rs, cs);                                                           \
+        else if (!(edge))                                                                          \
+            TILE(t, rows, 1, 0, rs, cs);                                                           \
+        else                                                                                       \
+            TILE(t, rows, 1, 1, rs, cs);                                                           \
+    } while (0)
+
 /* An instruction set: its micro-kernel, its blocking, its element-wise kernels. */
 typedef struct {
     const char *name;     /* avx512 | avx2 | generic (the FIFTYX_ISA value) */

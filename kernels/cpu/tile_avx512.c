@@ -112,14 +112,7 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int ED
 
 #define ROWS(m)                                                                                    \
     case m:                                                                                        \
-        if (nv == 2 && !edge)                                                                      \
-            tile(t, m, 2, 0, t->a_rs, t->a_cs);                                                    \
-        else if (nv == 2)                                                                          \
-            tile(t, m, 2, 1, t->a_rs, t->a_cs);                                                    \
-        else if (!edge)                                                                            \
-            tile(t, m, 1, 0, t->a_rs, t->a_cs);                                                    \
-        else                                                                                       \
-            tile(t, m, 1, 1, t->a_rs, t->a_cs);                                                    \
+        FX_CPU_TILE_VARIANTS(tile, t, m, nv, edge, t->a_rs, t->a_cs);                              \
         return;
 
 void fx_cpu_tile_avx512(const fx_cpu_tile *t)
@@ -130,14 +123,7 @@ void fx_cpu_tile_avx512(const fx_cpu_tile *t)
      * (50 rows: 4 × 12 + 2) takes the instance for its row count instead of computing the
      * panel's zero rows (NOTES.md, 20) */
     if (t->a_packed && t->mr == MR) {
-        if (nv == 2 && !edge)
-            tile(t, MR, 2, 0, 1, MR);
-        else if (nv == 2)
-            tile(t, MR, 2, 1, 1, MR);
-        else if (!edge)
-            tile(t, MR, 1, 0, 1, MR);
-        else
-            tile(t, MR, 1, 1, 1, MR);
+        FX_CPU_TILE_VARIANTS(tile, t, MR, nv, edge, 1, MR);
         return;
     }
     switch (t->mr) {
