@@ -1,6 +1,8 @@
 /* check_cli.c — the command line end to end: good runs, and every kind of bad input gives one
  * line on stderr and exit status 2 (never a crash, a signal or a hang). Runs this very binary. */
+#define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include "bench.h"
 #include "check.h"
 #include "harness.h"
+#include "topo.h"
 
 typedef struct {
     int exited, status, signal;
@@ -28,6 +31,7 @@ static void slurp(FILE *f, char *buf, size_t len)
 }
 
 static const char *run_cwd; /* when set, the directory run_prog's child starts in */
+static int run_cpu = -1;     /* when >= 0, the one CPU run_prog's child is started on (as taskset) */
 
 /* Runs `prog args...` (prog NULL: this binary) with a 120 s alarm; captures stdout and stderr. */
 static int run_prog(const char *prog, const char *const *args, run_result *r)
@@ -53,6 +57,13 @@ static int run_prog(const char *prog, const char *const *args, run_result *r)
         alarm(120);
         if (run_cwd && chdir(run_cwd))
             _exit(126);
+        if (run_cpu >= 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(run_cpu, &one);
+            if (sched_setaffinity(0, sizeof one, &one))
+                _exit(126);
+        }
         execv(prog ? prog : "/proc/self/exe", (char *const *)argv);
         _exit(127);
     }
@@ -777,9 +788,30 @@ static void check_peak_plausible(fx_check *c)
     fx_report(c, FX_PASS, "peaks/plausible", NULL);
 }
 
+/* A process started on some of the CPUs (taskset, a batch system) pins its threads among those
+ * and counts only their cores: started on one CPU, `info` reports one core. */
+static void check_started_on_one_cpu(fx_check *c)
+{
+    int last = fx_last_cpu();
+    if (fx_core_count() < 2 || last < 0) {
+        fx_report(c, FX_SKIP, "cli/started_on_one_cpu", "this process was started on fewer than 2 cores");
+        return;
+    }
+    run_result r;
+    const char *info[] = {"info", NULL};
+    run_cpu = last;
+    int failed = run_self(info, &r) || r.status != 0;
+    run_cpu = -1;
+    if (failed || !strstr(r.out, " 1 core(s), 1 PU(s)"))
+        fx_report(c, FX_FAIL, "cli/started_on_one_cpu", "on CPU %d: exit %d: %.300s%.200s", last, r.status, r.out, r.err);
+    else
+        fx_report(c, FX_PASS, "cli/started_on_one_cpu", NULL);
+}
+
 void fx_check_cli(fx_check *c)
 {
     check_peak_plausible(c);
+    check_started_on_one_cpu(c);
     /* Good runs first: the tutorial's first losses, as the issue names them. */
     char tut[4096];
     snprintf(tut, sizeof tut, "%s/reference/data/tutorial", fx_source_dir());

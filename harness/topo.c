@@ -15,6 +15,14 @@ static hwloc_topology_t get_topology(void)
             topo = NULL;
             return NULL;
         }
+        /* Only the CPUs this process was started on (taskset, numactl, a batch system's
+         * binding) count as cores here: threads are pinned among them, and "all cores" means
+         * them. Read once, before any thread of ours is bound. */
+        hwloc_bitmap_t mine = hwloc_bitmap_alloc();
+        if (mine && !hwloc_get_cpubind(topo, mine, HWLOC_CPUBIND_PROCESS) && !hwloc_bitmap_iszero(mine) &&
+            !hwloc_bitmap_isincluded(hwloc_topology_get_topology_cpuset(topo), mine))
+            hwloc_topology_restrict(topo, mine, 0);
+        hwloc_bitmap_free(mine);
     }
     return topo;
 }
@@ -97,6 +105,14 @@ int fx_core_count(void)
     hwloc_topology_t h = get_topology();
     int n = h ? hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_CORE) : 0;
     return n > 0 ? n : 1;
+}
+
+int fx_last_cpu(void)
+{
+    hwloc_topology_t h = get_topology();
+    int n = h ? hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_PU) : 0;
+    hwloc_obj_t pu = n > 0 ? hwloc_get_obj_by_type(h, HWLOC_OBJ_PU, (unsigned)(n - 1)) : NULL;
+    return pu ? (int)pu->os_index : -1;
 }
 
 int fx_pin_threads(int threads, char *desc, size_t desc_len)

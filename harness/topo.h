@@ -14,8 +14,11 @@ typedef struct {
 } fx_topo;
 
 int fx_topo_read(fx_topo *t);
-/* Binds OpenMP thread i (of `threads`) to core i, once per thread count; describes the binding. */
+/* Binds OpenMP thread i (of `threads`) to core i, once per thread count; describes the binding.
+ * Cores are those of the CPUs the process was started on (taskset, a batch system's binding). */
 int fx_pin_threads(int threads, char *desc, size_t desc_len);
-/* The OS-visible core count (hwloc cores), at least 1. */
+/* The core count: hwloc cores among the CPUs the process was started on, at least 1. */
 int fx_core_count(void);
+/* The OS index of the last of those CPUs (what taskset -c names), or -1 when unknown. */
+int fx_last_cpu(void);
 #endif
