@@ -753,11 +753,27 @@ static void default_out(char *buf, size_t len, const fx_bench_run *run)
     gmtime_r(&now, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(name, sizeof name, "%s-%s-%dc%s%s", host, run->topo.cpu_model, run->threads_all,
-             run->have_gpu ? "-" : "", run->have_gpu ? run->gpu.name : "");
-    for (char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
-            *c = '-';
+    /* the model without its trademarks and filler: "Intel(R) Xeon(R) Processor" -> Intel-Xeon */
+    char model[128];
+    snprintf(model, sizeof model, "%s", run->topo.cpu_model);
+    static const char *const drop[] = {"(R)", "(r)", "(TM)", "(tm)", " Processor", " CPU"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        for (char *at; (at = strstr(model, drop[i]));)
+            memmove(at, at + strlen(drop[i]), strlen(at + strlen(drop[i])) + 1);
+    snprintf(name, sizeof name, "%s-%s-%dc%s%s", host, model, run->threads_all, run->have_gpu ? "-" : "",
+             run->have_gpu ? run->gpu.name : "");
+    /* anything but letters and digits becomes one '-' */
+    size_t o = 0;
+    for (const char *c = name; *c; c++) {
+        int keep = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
+        if (keep)
+            name[o++] = *c;
+        else if (o > 0 && name[o - 1] != '-')
+            name[o++] = '-';
+    }
+    while (o > 0 && name[o - 1] == '-')
+        o--;
+    name[o] = 0;
     if (mkdir("results", 0777) && errno != EEXIST)
         fx_bad_input("bench: cannot make the results directory (%s): give --out FILE", strerror(errno));
     snprintf(buf, len, "results/%s-%s.json", name, stamp);

@@ -1,6 +1,7 @@
 /* check_cli.c — the command line end to end: good runs, and every kind of bad input gives one
  * line on stderr and exit status 2 (never a crash, a signal or a hang). Runs this very binary. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <math.h>
@@ -519,6 +520,54 @@ static void check_relocated(fx_check *c, const char *dir)
     unlink(bin);
 }
 
+/* Without --out, bench writes results/<host>-<cpu model>-<cores>c-<UTC time>.json under the
+ * current directory: letters, digits and single dashes, no "(R)" or "--" from the model string. */
+static void check_default_name(fx_check *c, const char *dir)
+{
+    char sub[4300], res[4400];
+    snprintf(sub, sizeof sub, "%s/default-name", dir);
+    snprintf(res, sizeof res, "%s/results", sub);
+    if (mkdir(sub, 0755)) {
+        fx_report(c, FX_FAIL, "cli/default_results_name", "cannot make %s", sub);
+        return;
+    }
+    run_result r;
+    const char *bench[] = {"bench", "--quick", "--suite", "step", "--backend", "naive", "--size", "2x2x2x2", NULL};
+    run_cwd = sub;
+    int failed = run_self(bench, &r) || r.status != 0;
+    run_cwd = NULL;
+    DIR *d = failed ? NULL : opendir(res);
+    char name[512] = "";
+    int files = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.') {
+            files++;
+            snprintf(name, sizeof name, "%s", e->d_name);
+        }
+    if (d)
+        closedir(d);
+    size_t n = strlen(name);
+    int ok = files == 1 && n > 25 && !strcmp(name + n - 5, ".json") && !strstr(name, "--") && name[0] != '-';
+    for (size_t i = 0; ok && i + 5 < n; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+             (name[i] >= '0' && name[i] <= '9') || name[i] == '-';
+    /* ...-<cores>c-YYYYMMDDTHHMMSSZ.json */
+    ok = ok && name[n - 6] == 'Z' && name[n - 13] == 'T' && name[n - 22] == '-' && name[n - 23] == 'c';
+    if (failed)
+        fx_report(c, FX_FAIL, "cli/default_results_name", "bench without --out: exit %d: %.200s", r.status, r.err);
+    else if (!ok)
+        fx_report(c, FX_FAIL, "cli/default_results_name", "%d file(s) in results/, last '%s'", files, name);
+    else
+        fx_report(c, FX_PASS, "cli/default_results_name", NULL);
+    if (files == 1) {
+        char path[4700];
+        snprintf(path, sizeof path, "%s/%s", res, name);
+        unlink(path);
+    }
+    rmdir(res);
+    rmdir(sub);
+}
+
 /* A bench cut short (the GPU machine's time limit, say) leaves the cases done so far in its file,
  * marked incomplete: start one, wait for its first checkpoint, stop it, read the file. */
 static void check_bench_cut_short(fx_check *c, const char *dir)
@@ -941,6 +990,7 @@ void fx_check_cli(fx_check *c)
     check_verdict(c, dir);
     check_relocated(c, dir);
     check_bench_cut_short(c, dir);
+    check_default_name(c, dir);
 
     /* bench end to end at tiny sizes: every usable backend's step and GEMM hooks, validation
      * after timing, the results file (exit 1 if any case fails or does not validate) */
