@@ -75,12 +75,6 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int ED
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
         __m512 b0, b1;
-#ifdef PF_B_DIST
-        if (!EDGE && NV == 2 && t->b_padded) {
-            _mm_prefetch((const char *)(b + PF_B_DIST * brs), _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + PF_B_DIST * brs + VL), _MM_HINT_T0);
-        }
-#endif
         if (NV == 2) {
             b0 = _mm512_loadu_ps(b);
             b1 = EDGE ? _mm512_maskz_loadu_ps(tail, b + VL) : _mm512_loadu_ps(b + VL);
