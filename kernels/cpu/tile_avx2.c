@@ -78,9 +78,15 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int ED
     const long brs = t->b_rs, kc = t->kc;
     for (int r = 0; r < MRC; r++)
         _mm_prefetch((const char *)(t->p + r * t->ldp), _MM_HINT_T0);
+    /* A in place by columns (TN): fetch the next row panel's lines, as tile_avx512.c does */
+    const int next_a = rs == 1 && cs >= 64;
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
         __m256 b0, b1;
+        if (next_a) {
+            _mm_prefetch((const char *)(a + MRC), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a + 2 * MRC - 1), _MM_HINT_T0);
+        }
         if (NV == 2) {
             b0 = _mm256_loadu_ps(b);
             b1 = EDGE ? _mm256_maskload_ps(b + VL, tail) : _mm256_loadu_ps(b + VL);

@@ -72,9 +72,17 @@ INLINE void tile(const fx_cpu_tile *t, const int MRC, const int NV, const int ED
         _mm_prefetch((const char *)(t->p + r * t->ldp), _MM_HINT_T0);
         _mm_prefetch((const char *)(t->p + r * t->ldp + t->nr - 1), _MM_HINT_T0);
     }
+    /* A read in place by columns (TN: rows adjacent, k a long stride apart): every k step is on a
+     * new line, too far apart for the hardware's stride prefetcher on Intel cores; the next row
+     * panel's lines at the same k are fetched while this panel's tiles compute (NOTES.md, 21) */
+    const int next_a = rs == 1 && cs >= 64;
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
         __m512 b0, b1;
+        if (next_a) {
+            _mm_prefetch((const char *)(a0 + MRC), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a0 + 2 * MRC - 1), _MM_HINT_T0);
+        }
         if (NV == 2) {
             b0 = _mm512_loadu_ps(b);
             b1 = EDGE ? _mm512_maskz_loadu_ps(tail, b + VL) : _mm512_loadu_ps(b + VL);
