@@ -559,13 +559,7 @@ static void check_default_name(fx_check *c, const char *dir)
         fx_report(c, FX_FAIL, "cli/default_results_name", "%d file(s) in results/, last '%s'", files, name);
     else
         fx_report(c, FX_PASS, "cli/default_results_name", NULL);
-    if (files == 1) {
-        char path[4700];
-        snprintf(path, sizeof path, "%s/%s", res, name);
-        unlink(path);
-    }
-    rmdir(res);
-    rmdir(sub);
+    fx_rmtree(sub);
 }
 
 /* A bench cut short (the GPU machine's time limit, say) leaves the cases done so far in its file,
