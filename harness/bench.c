@@ -743,6 +743,33 @@ static void print_table(const fx_bench_run *run)
 }
 
 /* results/<host>-<cpu model>-<cores>c[-<gpu>]-<UTC date-time>.json: which machine, at a glance. */
+void fx_results_stem(char *out, size_t len, const char *host, const char *cpu_model, int cores, const char *gpu)
+{
+    if (!len)
+        return;
+    /* the model without its trademarks and filler: "Intel(R) Xeon(R) Processor" -> Intel-Xeon */
+    char model[128];
+    snprintf(model, sizeof model, "%s", cpu_model);
+    static const char *const drop[] = {"(R)", "(r)", "(TM)", "(tm)", " Processor", " CPU"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        for (char *at; (at = strstr(model, drop[i]));)
+            memmove(at, at + strlen(drop[i]), strlen(at + strlen(drop[i])) + 1);
+    char name[512];
+    snprintf(name, sizeof name, "%s-%s-%dc%s%s", host, model, cores, gpu && *gpu ? "-" : "", gpu ? gpu : "");
+    /* anything but ASCII letters and digits becomes one '-', none at either end */
+    size_t o = 0;
+    for (const char *c = name; *c && o + 1 < len; c++) {
+        int keep = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
+        if (keep)
+            out[o++] = *c;
+        else if (o > 0 && out[o - 1] != '-')
+            out[o++] = '-';
+    }
+    while (o > 0 && out[o - 1] == '-')
+        o--;
+    out[o] = 0;
+}
+
 static void default_out(char *buf, size_t len, const fx_bench_run *run)
 {
     char host[128] = "host", name[512];
@@ -753,27 +780,8 @@ static void default_out(char *buf, size_t len, const fx_bench_run *run)
     gmtime_r(&now, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    /* the model without its trademarks and filler: "Intel(R) Xeon(R) Processor" -> Intel-Xeon */
-    char model[128];
-    snprintf(model, sizeof model, "%s", run->topo.cpu_model);
-    static const char *const drop[] = {"(R)", "(r)", "(TM)", "(tm)", " Processor", " CPU"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
-        for (char *at; (at = strstr(model, drop[i]));)
-            memmove(at, at + strlen(drop[i]), strlen(at + strlen(drop[i])) + 1);
-    snprintf(name, sizeof name, "%s-%s-%dc%s%s", host, model, run->threads_all, run->have_gpu ? "-" : "",
-             run->have_gpu ? run->gpu.name : "");
-    /* anything but letters and digits becomes one '-' */
-    size_t o = 0;
-    for (const char *c = name; *c; c++) {
-        int keep = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
-        if (keep)
-            name[o++] = *c;
-        else if (o > 0 && name[o - 1] != '-')
-            name[o++] = '-';
-    }
-    while (o > 0 && name[o - 1] == '-')
-        o--;
-    name[o] = 0;
+    fx_results_stem(name, sizeof name, host, run->topo.cpu_model, run->threads_all,
+                    run->have_gpu ? run->gpu.name : NULL);
     if (mkdir("results", 0777) && errno != EEXIST)
         fx_bad_input("bench: cannot make the results directory (%s): give --out FILE", strerror(errno));
     snprintf(buf, len, "results/%s-%s.json", name, stamp);

@@ -64,6 +64,11 @@ typedef struct {
 } fx_bench_run;
 
 int fx_results_write(const char *path, const fx_bench_run *run, fx_err *e);
+
+/* The default results file's stem, <host>-<cpu>-<cores>c[-<gpu>]: the CPU model without "(R)",
+ * "(TM)", " Processor", " CPU", then every run of characters other than ASCII letters and digits
+ * as one '-'. tools/fiftyx_results.py's results_stem is the same rule (check: tools/results_stem). */
+void fx_results_stem(char *out, size_t len, const char *host, const char *cpu_model, int cores, const char *gpu);
 /* The next fx_results_write asks git for the tree's commit again (for check). */
 void fx_results_forget_git(void);
 

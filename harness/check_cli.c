@@ -520,6 +520,55 @@ static void check_relocated(fx_check *c, const char *dir)
     unlink(bin);
 }
 
+/* tools/pytorch_step.py names its files by tools/fiftyx_results.py's results_stem, bench by
+ * fx_results_stem: the two must give the same stem for the same machine, or one machine's
+ * fiftyx and PyTorch files sort apart. Model strings as /proc/cpuinfo and nvidia-smi print them. */
+static void check_results_stem(fx_check *c)
+{
+    if (!have("python3")) {
+        fx_report(c, FX_SKIP, "tools/results_stem", "python3 is not installed (tools/install-deps installs it)");
+        return;
+    }
+    enum { CASES = 5 };
+    static const char *const cases[CASES][4] = {
+        {"box", "Intel(R) Xeon(R) Processor", "2", ""},
+        {"vm", "AMD EPYC 9R14 96-Core Processor", "16", "NVIDIA H200"},
+        {"gpu-01", "Intel(R) Xeon(R) Platinum 8480+", "16", "NVIDIA H100 80GB HBM3"},
+        {"h", "  (TM)Odd__name--CPU \xc3\xa9 ", "1", " -x- "},
+        {"h.example.org", "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", "6", ""},
+    };
+    char code[600], expect[4096] = "";
+    snprintf(code, sizeof code,
+             "import sys; sys.path.insert(0, '%s/tools'); import fiftyx_results as fr\n"
+             "a = sys.argv[1:]\n"
+             "for i in range(0, len(a), 4): print(fr.results_stem(a[i], a[i + 1], int(a[i + 2]), a[i + 3] or None))",
+             fx_source_dir());
+    const char *argv[3 + 4 * CASES + 1] = {"python3", "-c", code};
+    for (int i = 0; i < CASES; i++) {
+        for (int j = 0; j < 4; j++)
+            argv[3 + 4 * i + j] = cases[i][j];
+        char stem[512];
+        fx_results_stem(stem, sizeof stem, cases[i][0], cases[i][1], atoi(cases[i][2]), cases[i][3]);
+        size_t used = strlen(expect);
+        snprintf(expect + used, sizeof expect - used, "%s\n", stem);
+    }
+    argv[3 + 4 * CASES] = NULL;
+    /* the first case spelt out: the rule itself, not only the agreement */
+    int rule_ok = !strncmp(expect, "box-Intel-Xeon-2c\n", 18);
+    run_result r;
+    if (run_prog("/usr/bin/env", argv, &r) || r.status != 0)
+        fx_report(c, FX_FAIL, "tools/results_stem", "python3 exit %d: %.200s", r.status, r.err);
+    else if (!rule_ok || strcmp(r.out, expect)) {
+        for (char *p = expect; (p = strchr(p, '\n'));) /* one line each, stems between '|' */
+            *p = '|';
+        for (char *p = r.out; (p = strchr(p, '\n'));)
+            *p = '|';
+        fx_report(c, FX_FAIL, "tools/results_stem", "C gives '%.200s', Python '%.200s'", expect, r.out);
+    }
+    else
+        fx_report(c, FX_PASS, "tools/results_stem", NULL);
+}
+
 /* Without --out, bench writes results/<host>-<cpu model>-<cores>c-<UTC time>.json under the
  * current directory: letters, digits and single dashes, no "(R)" or "--" from the model string. */
 static void check_default_name(fx_check *c, const char *dir)
@@ -985,6 +1034,7 @@ void fx_check_cli(fx_check *c)
     check_relocated(c, dir);
     check_bench_cut_short(c, dir);
     check_default_name(c, dir);
+    check_results_stem(c);
 
     /* bench end to end at tiny sizes: every usable backend's step and GEMM hooks, validation
      * after timing, the results file (exit 1 if any case fails or does not validate) */

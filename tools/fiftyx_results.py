@@ -81,6 +81,18 @@ def read_text(path):
         raise BadInput(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})")
 
 
+def results_stem(host, cpu_model, cores, gpu=None):
+    """The default results file's stem, <host>-<cpu>-<cores>c[-<gpu>], by harness/bench.c's
+    fx_results_stem rule: the CPU model without "(R)", "(TM)", " Processor", " CPU", then every
+    run of characters other than ASCII letters and digits as one '-', none at either end."""
+    model = cpu_model
+    for word in ("(R)", "(r)", "(TM)", "(tm)", " Processor", " CPU"):
+        while word in model:
+            model = model.replace(word, "", 1)
+    name = f"{host}-{model}-{cores}c" + (f"-{gpu}" if gpu else "")
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+
+
 def check_writable(directory):
     """BadInput unless a file can be created in `directory` (checked before any work is done)."""
     try:

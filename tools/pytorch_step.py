@@ -268,8 +268,7 @@ def main(argv):
     has_cuda = torch.cuda.is_available()
     if not out:  # as fiftyx bench names its files: <host>-<cpu>-<cores>c[-<gpu>]-pytorch-<UTC>.json
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = f"{socket.gethostname()}-{cpu_model()}-{ncpu}c" + (f"-{torch.cuda.get_device_name(0)}" if has_cuda else "")
-        name = "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in name)
+        name = fr.results_stem(socket.gethostname(), cpu_model(), ncpu, torch.cuda.get_device_name(0) if has_cuda else None)
         try:
             os.makedirs("results", exist_ok=True)
         except OSError as e:
