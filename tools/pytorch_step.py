@@ -24,6 +24,7 @@ import re
 import socket
 import statistics
 import struct
+import subprocess
 import sys
 import time
 
@@ -218,6 +219,25 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def git_version():
+    """As fiftyx bench records it: FIFTYX_GIT_SHA (trees copied without .git), else the source
+    tree's HEAD, 12 hex digits, with -dirty when tracked files differ from it; None without git."""
+    env = os.environ.get("FIFTYX_GIT_SHA", "")
+    if env:
+        return env
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", src, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        changes = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0 or changes.returncode != 0 or not head.stdout.strip():
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if changes.stdout.strip() else "")
+
+
 def core_count():
     """Physical cores this process may use (one thread per core, as fiftyx pins them)."""
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
@@ -261,6 +281,7 @@ def main(argv):
     out = opts["--out"]
     if out:
         check_out(out)
+    git = git_version()  # before torch starts its threads
     try:
         import torch
     except ImportError as e:
@@ -310,6 +331,7 @@ def main(argv):
                 "executable": "tools/pytorch_step.py", "num_cpus": ncpu, "mhz_per_cpu": 0, "cpu_scaling_enabled": False,
                 "caches": [], "load_avg": list(os.getloadavg()), "library_build_type": "release", "json_schema_version": 1,
                 "fiftyx": {"schema_version": SCHEMA_VERSION, "cpu_model": cpu_model(), "threads_all": max(threads),
+                           "git": git,
                            "gpu": gpu_info, "peer": f"PyTorch {torch.__version__}", "quick": quick,
                            "complete": len(sizes_done) == len(sizes), "cases_done": len(rows),
                            "command": ["tools/pytorch_step.py"] + argv, "budget_s": budget,
