@@ -5,7 +5,10 @@
  * L2 1 MiB per core, L3 32 MiB shared; kernels/cpu/NOTES.md has the measurements):
  *   KC: the A micro-panel (MR×KC floats) stays in L1 while B micro-panels stream past it;
  *   NC: the packed B block (KC×NC) stays in L2 while every MR row panel of A uses it;
- *   MC: the packed A block (MC×KC) lives in L3, re-used by every NC block of the thread.
+ *   MC: the packed A block (MC×KC: 3 MiB at 1536×512) lives in L3, re-used by every NC block
+ *       of the thread; small enough to stay within one core's share of a shared L3 (Zen 4: 4 MiB
+ *       per core) and within the second-level TLB's reach (768 pages of 4 KiB). 4096 (8 MiB) was
+ *       3–6% slower at 4096³ and 8192³ on the Intel Xeon VM (NOTES.md, 25).
  * pack_bytes, pack_reuse: an operand smaller than pack_bytes (per thread), or re-used by fewer
  * than pack_reuse rows or columns of C, stays where it lies (BLIS's "sup" path): copying it would cost about as
  * much as the GEMM gains. Every GEMM of the tutorial stays unpacked; 256³ packs both. */
@@ -43,12 +46,12 @@ static int always(void) { return 1; }
 /* name, micro-kernel, MR, NR, KC, NC, MC, pack_bytes, pack_reuse */
 const fx_cpu_isa fx_cpu_isa_avx512 = {
     "avx512", "12x32 (12 broadcasts of A x 2 zmm of B, 24 zmm accumulators)",
-    12, 32, 512, 480, 4096, 128 << 10, 128,
+    12, 32, 512, 480, 1536, 128 << 10, 128,
     has_avx512, fx_cpu_tile_avx512, fx_cpu_loss_grad_avx512, fx_cpu_sgd_avx512,
 };
 const fx_cpu_isa fx_cpu_isa_avx2 = {
     "avx2", "6x16 (6 broadcasts of A x 2 ymm of B, 12 ymm accumulators)",
-    6, 16, 512, 480, 4096, 128 << 10, 128,
+    6, 16, 512, 480, 1536, 128 << 10, 128,
     has_avx2, fx_cpu_tile_avx2, fx_cpu_loss_grad_avx2, fx_cpu_sgd_avx2,
 };
 const fx_cpu_isa fx_cpu_isa_generic = {
