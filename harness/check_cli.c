@@ -564,9 +564,9 @@ static void check_results_stem(fx_check *c)
         for (char *p = r.out; (p = strchr(p, '\n'));)
             *p = '|';
         fx_report(c, FX_FAIL, "tools/results_stem", "C gives '%.200s', Python '%.200s'", expect, r.out);
-    }
-    else
+    } else {
         fx_report(c, FX_PASS, "tools/results_stem", NULL);
+    }
 }
 
 /* Without --out, bench writes results/<host>-<cpu model>-<cores>c-<UTC time>.json under the

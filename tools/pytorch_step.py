@@ -221,7 +221,7 @@ def cpu_model():
 
 def git_version():
     """As fiftyx bench records it: FIFTYX_GIT_SHA (trees copied without .git), else the source
-    tree's HEAD, 12 hex digits, with -dirty when tracked files differ from it; None without git."""
+    tree's HEAD, 12 hex digits, with -dirty when tracked files differ from it; "unknown" without git."""
     env = os.environ.get("FIFTYX_GIT_SHA", "")
     if env:
         return env
