@@ -523,6 +523,12 @@ static void check_relocated(fx_check *c, const char *dir)
 /* tools/pytorch_step.py names its files by tools/fiftyx_results.py's results_stem, bench by
  * fx_results_stem: the two must give the same stem for the same machine, or one machine's
  * fiftyx and PyTorch files sort apart. Model strings as /proc/cpuinfo and nvidia-smi print them. */
+static void bars(char *s)
+{
+    for (; (s = strchr(s, '\n')); s++)
+        *s = '|';
+}
+
 static void check_results_stem(fx_check *c)
 {
     if (!have("python3")) {
@@ -537,32 +543,32 @@ static void check_results_stem(fx_check *c)
         {"h", "  (TM)Odd__name--CPU \xc3\xa9 ", "1", " -x- "},
         {"h.example.org", "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", "6", ""},
     };
-    char code[600], expect[4096] = "";
-    snprintf(code, sizeof code,
-             "import sys; sys.path.insert(0, '%s/tools'); import fiftyx_results as fr\n"
-             "a = sys.argv[1:]\n"
-             "for i in range(0, len(a), 4): print(fr.results_stem(a[i], a[i + 1], int(a[i + 2]), a[i + 3] or None))",
-             fx_source_dir());
-    const char *argv[3 + 4 * CASES + 1] = {"python3", "-c", code};
+    /* the tools directory is an argument, not part of the code: the source tree's path may hold
+     * any character */
+    static const char code[] =
+        "import sys; sys.path.insert(0, sys.argv[1]); import fiftyx_results as fr\n"
+        "a = sys.argv[2:]\n"
+        "for i in range(0, len(a), 4): print(fr.results_stem(a[i], a[i + 1], int(a[i + 2]), a[i + 3] or None))";
+    char tools[4200], expect[4096] = "";
+    snprintf(tools, sizeof tools, "%s/tools", fx_source_dir());
+    const char *argv[4 + 4 * CASES + 1] = {"python3", "-c", code, tools};
     for (int i = 0; i < CASES; i++) {
         for (int j = 0; j < 4; j++)
-            argv[3 + 4 * i + j] = cases[i][j];
+            argv[4 + 4 * i + j] = cases[i][j];
         char stem[512];
         fx_results_stem(stem, sizeof stem, cases[i][0], cases[i][1], atoi(cases[i][2]), cases[i][3]);
         size_t used = strlen(expect);
         snprintf(expect + used, sizeof expect - used, "%s\n", stem);
     }
-    argv[3 + 4 * CASES] = NULL;
+    argv[4 + 4 * CASES] = NULL;
     /* the first case spelt out: the rule itself, not only the agreement */
     int rule_ok = !strncmp(expect, "box-Intel-Xeon-2c\n", 18);
     run_result r;
     if (run_prog("/usr/bin/env", argv, &r) || r.status != 0)
         fx_report(c, FX_FAIL, "tools/results_stem", "python3 exit %d: %.200s", r.status, r.err);
     else if (!rule_ok || strcmp(r.out, expect)) {
-        for (char *p = expect; (p = strchr(p, '\n'));) /* one line each, stems between '|' */
-            *p = '|';
-        for (char *p = r.out; (p = strchr(p, '\n'));)
-            *p = '|';
+        bars(expect); /* one line each, stems between '|' */
+        bars(r.out);
         fx_report(c, FX_FAIL, "tools/results_stem", "C gives '%.200s', Python '%.200s'", expect, r.out);
     } else {
         fx_report(c, FX_PASS, "tools/results_stem", NULL);
