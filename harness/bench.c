@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "atomic_file.h"
 #include "bench.h"
+#include "check.h"
 #include "cli.h"
 #include "harness.h"
 
@@ -38,24 +39,46 @@ static const char *const gemm_ladder[] = {
 static const char *const quick_step[] = {"64x1000x100x10", "256x1000x100x10"};
 static const char *const quick_gemm[] = {"256", "512", "64x100x1000:nn"};
 
+/* The kernels suite: the step's kernels one at a time, each called as fiftyx.h's interface
+ * defines it (a backend's own step may run them in another layout, cpu's transposed one, or
+ * fused, cuda's middle kernel). The first six are the step; sgd_w1 is the weight update as a pass
+ * of its own, what fusing it into the GEMM saves. Default sizes: the tutorial (latency-bound on a
+ * GPU) and the small MLP where a GPU starts to fill; larger rungs are the GEMM suite's ground. */
+enum { K_H_RELU, K_Y_PRED, K_LOSS_GRAD, K_GH, K_W2_UPDATE, K_W1_UPDATE, K_SGD_W1, K_COUNT, K_STEP = K_W1_UPDATE + 1 };
+static const struct {
+    const char *name, *what;
+} kernel_list[K_COUNT] = {
+    {"h_relu", "h_relu, mask = relu(x·w1): NN, RELU_MASK epilogue, N×H, K = D_in"},
+    {"y_pred", "y_pred = h_relu·w2: NN, N×D_out, K = H"},
+    {"loss_grad", "loss, g = Σ(y_pred − y)², 2(y_pred − y) in one pass over N·D_out elements"},
+    {"gh", "gh = (g·w2ᵀ) ⊙ mask: NT, MASK epilogue, N×H, K = D_out"},
+    {"w2_update", "w2 −= lr·h_reluᵀ·g: TN, SGD epilogue, H×D_out, K = N"},
+    {"w1_update", "w1 −= lr·xᵀ·gh: TN, SGD epilogue, D_in×H, K = N"},
+    {"sgd_w1", "w1 −= lr·gw1 as a pass of its own over D_in·H elements (what the fused update saves)"},
+};
+static const char *const kernel_sizes[] = {"64x1000x100x10", "256x4096x1024x256"};
+static const char *const quick_kernels[] = {"64x1000x100x10"};
+
 #define MAX_SIZES 64
 #define LOSS_RTOL 1e-3
 
 static const char usage[] =
-    "usage: fiftyx bench [--suite step|gemm|all] [--backend B,...] [--size LIST] [--threads T]\n"
+    "usage: fiftyx bench [--suite step|gemm|kernels|all] [--backend B,...] [--size LIST] [--threads T]\n"
     "                    [--out FILE] [--budget SECONDS] [--quick]\n"
-    "  Times the training step (suite step) and GEMM (suite gemm) of every backend across sizes,\n"
-    "  validates each result, and prints a table and the verdict on the GPU's \"50x\".\n"
-    "  --suite    default all (step and gemm)\n"
+    "  Times the training step (suite step), GEMM (suite gemm) and the step's kernels one at a time\n"
+    "  (suite kernels) of every backend across sizes, validates each result, and prints a table and\n"
+    "  the verdict on the GPU's \"50x\".\n"
+    "  --suite    default all (step, gemm and kernels)\n"
     "  --backend  default: every backend built and usable here except the reference\n"
     "  --size     comma-separated; NxD_INxHxD_OUT for step, S (square) or MxNxK[:nn|nt|tn] for gemm\n"
     "             default step: 64x1000x100x10,256x1000x100x10,256x4096x1024x256,\n"
     "                           1024x4096x4096x1024,4096x8192x8192x1024\n"
     "             default gemm: 256...8192 square and the tutorial's five GEMMs\n"
+    "             default kernels: 64x1000x100x10,256x4096x1024x256 (a step size names the kernels' shapes)\n"
     "  --threads  CPU thread count (default: 1 and all cores)\n"
     "  --out      results file (default results/<host>-<cpu>-<cores>c[-<gpu>]-<UTC time>.json), written atomically\n"
     "  --budget   seconds per case (default 30); a case predicted to exceed it is skipped\n"
-    "  --quick    a smoke sweep: two step sizes, three GEMMs, short timings\n";
+    "  --quick    a smoke sweep: two step sizes, three GEMMs, the tutorial's kernels, short timings\n";
 
 /* ---- sizes ---------------------------------------------------------------------------- */
 
@@ -385,9 +408,196 @@ static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
     free(c);
 }
 
+/* Kernels suite: one kernel of the step, its shape from the row's step size. */
+static const fx_kernel_bench *kernel_hooks(const fx_backend *b)
+{
+    if (b->kernel_bench)
+        return b->kernel_bench;
+    return b->device == FX_CPU && b->kernels ? &fx_host_kernel_bench : NULL;
+}
+
+typedef struct {
+    const fx_kernel_bench *kb;
+    void *h;
+} kernel_ctx;
+
+static int kernel_fn(void *p, long iters, double *seconds, fx_err *e)
+{
+    kernel_ctx *k = p;
+    return k->kb->run(k->h, iters, seconds, e);
+}
+
+static void kernel_setup(fx_bench_row *r)
+{
+    const fx_size s = r->ss;
+    static const struct {
+        fx_kernel_kind kind;
+        fx_op op;
+        fx_epilogue epi;
+    } k[K_COUNT] = {
+        [K_H_RELU] = {FX_KERNEL_GEMM, FX_NN, FX_EPI_RELU_MASK}, [K_Y_PRED] = {FX_KERNEL_GEMM, FX_NN, FX_EPI_STORE},
+        [K_LOSS_GRAD] = {FX_KERNEL_LOSS_GRAD, FX_NN, FX_EPI_STORE}, [K_GH] = {FX_KERNEL_GEMM, FX_NT, FX_EPI_MASK},
+        [K_W2_UPDATE] = {FX_KERNEL_GEMM, FX_TN, FX_EPI_SGD},   [K_W1_UPDATE] = {FX_KERNEL_GEMM, FX_TN, FX_EPI_SGD},
+        [K_SGD_W1] = {FX_KERNEL_SGD, FX_NN, FX_EPI_STORE},
+    };
+    const long dims[K_COUNT][3] = {
+        [K_H_RELU] = {s.n, s.h, s.d_in}, [K_Y_PRED] = {s.n, s.d_out, s.h},  [K_GH] = {s.n, s.h, s.d_out},
+        [K_W2_UPDATE] = {s.h, s.d_out, s.n}, [K_W1_UPDATE] = {s.d_in, s.h, s.n},
+    };
+    int i = r->kernel_index;
+    r->kernel = kernel_list[i].name;
+    r->kernel_what = kernel_list[i].what;
+    r->kind = k[i].kind;
+    r->op = k[i].op;
+    r->epi = k[i].epi;
+    if (r->kind == FX_KERNEL_GEMM) {
+        r->m = dims[i][0], r->n = dims[i][1], r->k = dims[i][2];
+        static const char *const opn[] = {"nn", "nt", "tn"};
+        snprintf(r->shape, sizeof r->shape, "%ldx%ldx%ld:%s", r->m, r->n, r->k, opn[r->op]);
+        double m = (double)r->m, n = (double)r->n, kk = (double)r->k;
+        r->flops = 2.0 * m * n * kk;
+        /* A and B read, C written (and read: SGD), the mask written or read (a byte each) */
+        r->bytes = 4.0 * (m * kk + kk * n + m * n) + (r->epi == FX_EPI_SGD ? 4.0 * m * n : 0) +
+                   (r->epi == FX_EPI_RELU_MASK || r->epi == FX_EPI_MASK ? m * n : 0);
+    } else {
+        r->elems = r->kind == FX_KERNEL_LOSS_GRAD ? s.n * s.d_out : s.d_in * s.h;
+        snprintf(r->shape, sizeof r->shape, "%ld", r->elems);
+        /* loss_grad: d = yp − y, g = 2d, sum += d² (4 FLOPs); reads yp, y, writes g. sgd: one FMA;
+         * reads w, g, writes w. */
+        r->flops = (r->kind == FX_KERNEL_LOSS_GRAD ? 4.0 : 2.0) * (double)r->elems;
+        r->bytes = 12.0 * (double)r->elems;
+    }
+}
+
+/* After timing: result() (inputs restored, the kernel once) against the double oracle. GEMM: every
+ * element finite, every RELU_MASK mask byte 0 or 1, 64 sampled elements (corners included) with the
+ * epilogue; loss_grad and sgd: every element. lr is 0.5, not the step's 1e-6, so that an update
+ * lost or doubled shows (the speed does not depend on it). */
+static void run_kernel_row(bench_ctx *bc, fx_bench_row *row)
+{
+    const fx_kernel_bench *kb = kernel_hooks(row->b);
+    const float lr = 0.5f;
+    const int gemm = row->kind == FX_KERNEL_GEMM;
+    const int has_mask = gemm && (row->epi == FX_EPI_RELU_MASK || row->epi == FX_EPI_MASK);
+    size_t na = gemm ? (size_t)(row->m * row->k) : (size_t)row->elems;
+    size_t nb = gemm ? (size_t)(row->k * row->n) : (size_t)row->elems;
+    size_t nc = gemm ? (size_t)(row->m * row->n) : (size_t)row->elems;
+    float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b);
+    float *c = malloc(nc * sizeof *c), *c0 = malloc(nc * sizeof *c0);
+    uint8_t *mask = has_mask ? malloc(nc) : NULL, *mask0 = has_mask ? malloc(nc) : NULL;
+    double loss = NAN;
+    void *h = NULL;
+    fx_err e = {{0}};
+    if (!a || !b || !c || !c0 || (has_mask && (!mask || !mask0))) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "out of memory for the kernel's operands");
+        goto done;
+    }
+    fx_rng r;
+    fx_rng_seed(&r, 900 + (uint64_t)row->kernel_index);
+    fx_rng_fill_normal(&r, a, na);
+    fx_rng_fill_normal(&r, b, nb);
+    fx_rng_fill_normal(&r, c0, nc);
+    for (size_t i = 0; i < nc; i++) {
+        int keep = row->kind == FX_KERNEL_SGD || row->epi == FX_EPI_SGD; /* weights in; else poison */
+        c0[i] = c[i] = keep ? c0[i] : NAN;
+        if (has_mask)
+            mask0[i] = mask[i] = row->epi == FX_EPI_MASK ? (uint8_t)(fx_rng_next(&r) >> 63) : 0xAA;
+    }
+    fx_kernel_call call = {.kind = row->kind};
+    if (gemm)
+        call.gemm = (fx_gemm_args){row->op, row->epi, row->m, row->n, row->k, a, b, c, mask, lr};
+    else if (row->kind == FX_KERNEL_LOSS_GRAD)
+        call.loss_grad.n = row->elems, call.loss_grad.yp = a, call.loss_grad.y = b, call.loss_grad.g = c,
+        call.loss_grad.loss = &loss;
+    else
+        call.sgd.n = row->elems, call.sgd.w = c, call.sgd.g = b, call.sgd.lr = lr;
+    if (kb->create(row->b, &call, &h, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "create: %s", e.msg);
+        h = NULL;
+        goto done;
+    }
+    kernel_ctx kc = {kb, h};
+    if (fx_time_case(kernel_fn, &kc, &bc->policy, &row->t, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "run: %s", e.msg);
+        goto done;
+    }
+    if (kb->result(h, &e)) {
+        row->status = FX_ROW_FAILED;
+        snprintf(row->note, sizeof row->note, "result: %s", e.msg);
+        goto done;
+    }
+    row->status = FX_ROW_RAN;
+    char why[200] = "";
+    double worst = 0;
+    if (gemm) {
+        for (size_t i = 0; i < nc && !why[0]; i++) {
+            if (!isfinite(c[i]))
+                snprintf(why, sizeof why, "C[%zu] = %g (not finite)", i, c[i]);
+            else if (row->epi == FX_EPI_RELU_MASK && mask[i] > 1)
+                snprintf(why, sizeof why, "mask[%zu] = %d (never written)", i, mask[i]);
+        }
+        fx_rng_seed(&r, 4243);
+        for (int s = 0; s < 64 && !why[0]; s++) {
+            long i = s == 0 || s == 1 ? 0 : s == 2 || s == 3 ? row->m - 1 : (long)(fx_rng_uniform(&r) * row->m);
+            long j = s == 0 || s == 2 ? 0 : s == 1 || s == 3 ? row->n - 1 : (long)(fx_rng_uniform(&r) * row->n);
+            double acc, abs;
+            fx_ref_gemm_at(row->op, row->m, row->n, row->k, a, b, i, j, &acc, &abs);
+            size_t x = (size_t)(i * row->n + j);
+            fx_gemm_elem_check(row->epi, acc, row->k * FLT_EPSILON * abs, c0[x], lr, c[x], has_mask ? mask[x] : 0,
+                               has_mask ? mask0[x] : 0, 0, &worst, why, sizeof why, i, j);
+        }
+        snprintf(row->validation, sizeof row->validation, "reference: all finite, 64 sampled elements");
+    } else if (row->kind == FX_KERNEL_LOSS_GRAD) {
+        fx_loss_grad_check(row->elems, a, b, c, loss, !strcmp(row->b->name, "naive"), why, sizeof why);
+        snprintf(row->validation, sizeof row->validation, "reference: every element and the loss");
+    } else {
+        fx_sgd_check(row->elems, c0, b, lr, c, why, sizeof why);
+        snprintf(row->validation, sizeof row->validation, "reference: every element");
+    }
+    row->validated = !why[0];
+    row->max_rel_err = worst;
+    if (why[0])
+        snprintf(row->validation, sizeof row->validation, "WRONG: %.110s", why);
+done:
+    if (h)
+        kb->destroy(h);
+    free(a);
+    free(b);
+    free(c);
+    free(c0);
+    free(mask);
+    free(mask0);
+}
+
+/* bench.h: one kernels-suite case outside a run (for check's negative controls). */
+int fx_bench_kernel_row(const fx_backend *b, fx_size size, int kernel_index, fx_bench_row *row)
+{
+    if (kernel_index < 0 || kernel_index >= K_COUNT)
+        return -1;
+    memset(row, 0, sizeof *row);
+    row->suite = FX_SUITE_KERNELS;
+    row->b = b;
+    row->threads = 1;
+    row->ss = size;
+    snprintf(row->size, sizeof row->size, "%ldx%ldx%ldx%ld", size.n, size.d_in, size.h, size.d_out);
+    row->kernel_index = kernel_index;
+    kernel_setup(row);
+    bench_ctx bc = {NULL, NULL, {.rep_time = 0, .min_time = 0, .budget = 5, .min_reps = 2, .max_reps = 2, .max_iters = 2}, 0};
+    if (!kernel_hooks(b))
+        return -1;
+    run_kernel_row(&bc, row);
+    return row->status == FX_ROW_RAN ? 0 : -1;
+}
+
 /* ---- orchestration ---------------------------------------------------------------------- */
 
-static const char *row_kind(const fx_bench_row *r) { return r->suite == FX_SUITE_STEP ? "step" : "gemm"; }
+static const char *row_kind(const fx_bench_row *r)
+{
+    return r->suite == FX_SUITE_STEP ? "step" : r->suite == FX_SUITE_GEMM ? "gemm" : "kern";
+}
 
 /* The rate of the last row that ran with the same suite, backend, threads and mode: the
  * estimate that lets a case predicted to blow the budget be skipped without running it. */
@@ -397,7 +607,8 @@ static double known_rate(const fx_bench_run *run, int upto, const fx_bench_row *
     for (int i = 0; i < upto; i++) {
         const fx_bench_row *q = &run->rows[i];
         if (q->suite == row->suite && q->b == row->b && q->threads == row->threads &&
-            q->sync_every_step == row->sync_every_step && q->status == FX_ROW_RAN && q->gflops > 0)
+            q->sync_every_step == row->sync_every_step && q->status == FX_ROW_RAN && q->gflops > 0 &&
+            (q->suite != FX_SUITE_KERNELS || q->kind == row->kind))
             rate = q->gflops;
     }
     return rate;
@@ -421,6 +632,10 @@ static double probe_rate(bench_ctx *bc, const fx_bench_row *row)
         probe.flops = fx_step_flops(probe.ss);
         probe.lr = FX_TUTORIAL_LR;
         run_step_row(bc, &probe);
+    } else if (row->suite == FX_SUITE_KERNELS) { /* the same kernel at the tutorial's size */
+        probe.ss = FX_TUTORIAL_SIZE;
+        kernel_setup(&probe);
+        run_kernel_row(bc, &probe);
     } else {
         probe.m = probe.n = probe.k = 256;
         probe.op = FX_NN;
@@ -434,6 +649,11 @@ static double probe_rate(bench_ctx *bc, const fx_bench_row *row)
 
 static void set_peak(const fx_bench_run *run, fx_bench_row *r)
 {
+    if (r->suite == FX_SUITE_KERNELS && r->kind != FX_KERNEL_GEMM) { /* elementwise: bandwidth-bound */
+        r->peak_gbs = r->b->device == FX_GPU ? run->peaks.gpu_copy_gbs : run->peaks.triad_gbs[r->threads > 1];
+        r->peak_name = r->b->device == FX_GPU ? "gpu_copy" : r->threads > 1 ? "cpu_triad_all_cores" : "cpu_triad_1_thread";
+        return;
+    }
     if (r->b->device == FX_GPU) {
         r->peak_gflops = run->peaks.gpu_ffma_gflops;
         r->peak_name = "gpu_ffma";
@@ -494,9 +714,10 @@ static void run_all(bench_ctx *bc)
         fx_bench_row *r = &run->rows[i];
         double elapsed = fx_wall_seconds() - start;
         double left = i ? elapsed / i * (run->nrows - i) : 0;
-        fprintf(stderr, "[%3d/%d] %s %-16s %-20s %s%-3d%s  (elapsed %.0f s, ~%.0f s left)\n", i + 1,
+        fprintf(stderr, "[%3d/%d] %s %-16s %-20s %s%-3d%s%s%s  (elapsed %.0f s, ~%.0f s left)\n", i + 1,
                 run->nrows, row_kind(r), r->b->name, r->size, r->b->device == FX_GPU ? "gpu " : "thr ",
-                r->threads, r->sync_every_step ? " sync" : "", elapsed, left);
+                r->threads, r->sync_every_step ? " sync" : "", r->kernel ? " " : "", r->kernel ? r->kernel : "",
+                elapsed, left);
         if (r->threads > 0) {
             char binding[160];
             fx_setup_threads(r->threads, binding, sizeof binding);
@@ -506,8 +727,11 @@ static void run_all(bench_ctx *bc)
         if (r->suite == FX_SUITE_STEP) {
             fx_problem p = {r->ss, (float)r->lr, r->sync_every_step};
             why = r->b->unsupported ? r->b->unsupported(&p) : NULL;
-        } else if (!r->b->gemm_bench) {
+        } else if (r->suite == FX_SUITE_GEMM && !r->b->gemm_bench) {
             why = "no GEMM of its own";
+        } else if (r->suite == FX_SUITE_KERNELS) {
+            fx_problem p = {r->ss, (float)r->lr, 0};
+            why = !kernel_hooks(r->b) ? "no kernels of its own to time" : r->b->unsupported ? r->b->unsupported(&p) : NULL;
         }
         if (why) {
             r->status = FX_ROW_SKIPPED;
@@ -533,16 +757,20 @@ static void run_all(bench_ctx *bc)
         bc->policy.budget = run->budget;
         if (r->suite == FX_SUITE_STEP)
             run_step_row(bc, r);
-        else
+        else if (r->suite == FX_SUITE_GEMM)
             run_gemm_row(bc, r);
+        else
+            run_kernel_row(bc, r);
         if (r->b->describe)
             snprintf(r->config, sizeof r->config, "%s", r->b->describe());
         if (r->status == FX_ROW_RAN) {
             r->gflops = r->flops / r->t.median * 1e-9;
+            r->gbs = r->bytes / r->t.median * 1e-9;
             char med[32];
             fmt_time(r->t.median, med, sizeof med);
-            fprintf(stderr, "        %s per %s, %.1f GFLOP/s, %s\n", med, r->suite == FX_SUITE_STEP ? "step" : "GEMM",
-                    r->gflops, r->validation);
+            fprintf(stderr, "        %s per %s, %.1f GFLOP/s, %s\n", med,
+                    r->suite == FX_SUITE_STEP ? "step" : r->suite == FX_SUITE_GEMM ? "GEMM" : "call", r->gflops,
+                    r->validation);
         } else {
             fprintf(stderr, "        %s\n", r->note);
         }
@@ -720,10 +948,17 @@ void fx_bench_verdict(fx_bench_run *run)
 
 static void print_table(const fx_bench_run *run)
 {
+    int any = 0;
+    for (int i = 0; i < run->nrows; i++)
+        any |= run->rows[i].suite != FX_SUITE_KERNELS;
+    if (!any)
+        return;
     printf("%-5s %-16s %-20s %-5s %12s %12s %12s %10s %7s  %s\n", "suite", "backend", "size", "thr", "median",
            "min", "max", "GFLOP/s", "%peak", "validated");
     for (int i = 0; i < run->nrows; i++) {
         const fx_bench_row *r = &run->rows[i];
+        if (r->suite == FX_SUITE_KERNELS)
+            continue;
         char thr[16];
         snprintf(thr, sizeof thr, r->b->device == FX_GPU ? (r->sync_every_step ? "gpu*" : "gpu") : "%d", r->threads);
         if (r->status != FX_ROW_RAN) {
@@ -740,6 +975,82 @@ static void print_table(const fx_bench_run *run)
     }
     if (run->have_gpu)
         printf("(gpu* = loss read back every step, like the tutorial's .item())\n");
+}
+
+static const fx_bench_row *step_row_for(const fx_bench_run *run, const fx_bench_row *k)
+{
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        if (r->suite == FX_SUITE_STEP && r->status == FX_ROW_RAN && r->validated && r->b == k->b &&
+            r->threads == k->threads && !r->sync_every_step && !strcmp(r->size, k->size))
+            return r;
+    }
+    return NULL;
+}
+
+/* The kernels suite: a row per kernel, then per size, backend and thread count the sum of the
+ * step's six kernels beside that backend's step, where both ran: what the step adds (launches,
+ * barriers) or saves (fusion, another layout) over its kernels called one by one. */
+static void print_kernels(const fx_bench_run *run)
+{
+    int any = 0;
+    for (int i = 0; i < run->nrows; i++)
+        any |= run->rows[i].suite == FX_SUITE_KERNELS;
+    if (!any)
+        return;
+    printf("\nKernels of the step, one at a time (operands resident and hot; %%peak: GEMMs of the FMA peak, "
+           "loss_grad and sgd_w1 of the triad/copy bandwidth: over 100%% = in cache)\n");
+    printf("%-20s %-10s %-16s %-4s %-20s %11s %9s %9s %7s  %s\n", "size", "kernel", "backend", "thr", "shape", "median",
+           "GFLOP/s", "GB/s", "%peak", "validated");
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        if (r->suite != FX_SUITE_KERNELS)
+            continue;
+        char thr[16];
+        snprintf(thr, sizeof thr, r->b->device == FX_GPU ? "gpu" : "%d", r->threads);
+        if (r->status != FX_ROW_RAN) {
+            printf("%-20s %-10s %-16s %-4s %-20s %s\n", r->size, r->kernel, r->b->name, thr, r->shape, r->note);
+            continue;
+        }
+        char med[32];
+        fmt_time(r->t.median, med, sizeof med);
+        double pct = r->peak_gbs > 0 ? 100 * r->gbs / r->peak_gbs : r->peak_gflops > 0 ? 100 * r->gflops / r->peak_gflops : 0;
+        printf("%-20s %-10s %-16s %-4s %-20s %11s %9.1f %9.1f %6.1f%%  %s\n", r->size, r->kernel, r->b->name, thr,
+               r->shape, med, r->gflops, r->gbs, pct, r->validated ? "yes" : r->validation);
+    }
+    printf("\nThe step's six kernels summed (sgd_w1 left out: the step fuses it) against the step itself\n");
+    int printed = 0;
+    for (int i = 0; i < run->nrows; i++) {
+        const fx_bench_row *r = &run->rows[i];
+        if (r->suite != FX_SUITE_KERNELS || r->kernel_index != 0)
+            continue;
+        double sum = 0;
+        int n = 0;
+        for (int j = i; j < run->nrows; j++) {
+            const fx_bench_row *q = &run->rows[j];
+            if (q->suite == FX_SUITE_KERNELS && q->b == r->b && q->threads == r->threads && !strcmp(q->size, r->size) &&
+                q->kernel_index < K_STEP && q->status == FX_ROW_RAN && q->validated) {
+                sum += q->t.median;
+                n++;
+            }
+        }
+        if (n != K_STEP)
+            continue;
+        char thr[16], ts[32], st[32];
+        snprintf(thr, sizeof thr, r->b->device == FX_GPU ? "gpu" : "%d", r->threads);
+        fmt_time(sum, ts, sizeof ts);
+        const fx_bench_row *step = step_row_for(run, r);
+        if (step) {
+            fmt_time(step->t.median, st, sizeof st);
+            printf("  %-20s %-16s %-4s kernels %11s, step %11s (step / kernels %.2f)\n", r->size, r->b->name, thr, ts, st,
+                   step->t.median / sum);
+        } else {
+            printf("  %-20s %-16s %-4s kernels %11s (no step row at this size)\n", r->size, r->b->name, thr, ts);
+        }
+        printed++;
+    }
+    if (!printed)
+        printf("  (no size where all six ran and validated)\n");
 }
 
 /* results/<host>-<cpu model>-<cores>c[-<gpu>]-<UTC date-time>.json: which machine, at a glance. */
@@ -792,6 +1103,7 @@ static void default_out(char *buf, size_t len, const fx_bench_run *run)
 static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const fx_backend *b, const int *threads,
                      int nthreads, int cap)
 {
+    for (int kern = 0; kern < (suite == FX_SUITE_KERNELS ? K_COUNT : 1); kern++)
     for (int sync = 0; sync <= (suite == FX_SUITE_STEP && b->device == FX_GPU); sync++) {
         int nt = b->device == FX_GPU ? 1 : !strcmp(b->name, "naive") ? 1 : nthreads;
         for (int t = 0; t < nt && run->nrows < cap; t++) {
@@ -801,11 +1113,15 @@ static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const 
             r->b = b;
             r->threads = b->device == FX_GPU ? 0 : !strcmp(b->name, "naive") ? 1 : threads[t];
             r->sync_every_step = sync;
-            if (suite == FX_SUITE_STEP) {
+            if (suite == FX_SUITE_STEP || suite == FX_SUITE_KERNELS) {
                 fx_parse_size(size, &r->ss, NULL);
                 snprintf(r->size, sizeof r->size, "%ldx%ldx%ldx%ld", r->ss.n, r->ss.d_in, r->ss.h, r->ss.d_out);
                 r->flops = fx_step_flops(r->ss);
                 r->lr = fmin(FX_TUTORIAL_LR, 6.4 / ((double)r->ss.n * (double)r->ss.h * (double)r->ss.d_in));
+                if (suite == FX_SUITE_KERNELS) {
+                    r->kernel_index = kern;
+                    kernel_setup(r);
+                }
             } else {
                 parse_gemm(size, &r->m, &r->n, &r->k, &r->op, r->size, sizeof r->size);
                 r->flops = 2.0 * r->m * r->n * r->k;
@@ -850,8 +1166,9 @@ int fx_cmd_bench(int argc, char **argv)
     }
     int want_step = !strcmp(suite, "step") || !strcmp(suite, "all");
     int want_gemm = !strcmp(suite, "gemm") || !strcmp(suite, "all");
-    if (!want_step && !want_gemm)
-        fx_bad_input("--suite '%s': expected step, gemm or all", suite);
+    int want_kernels = !strcmp(suite, "kernels") || !strcmp(suite, "all");
+    if (!want_step && !want_gemm && !want_kernels)
+        fx_bad_input("--suite '%s': expected step, gemm, kernels or all", suite);
 
     /* backends: named ones must exist; unusable ones are noted and left out */
     size_t nall;
@@ -880,8 +1197,8 @@ int fx_cmd_bench(int argc, char **argv)
                      unusable[0]->unavailable());
 
     /* sizes: each item is a step size (4 dimensions) or a GEMM shape (1 or 3) */
-    const char *step_sizes[MAX_SIZES], *gemm_sizes[MAX_SIZES];
-    int nstep = 0, ngemm = 0;
+    const char *step_sizes[MAX_SIZES], *gemm_sizes[MAX_SIZES], *kernel_step_sizes[MAX_SIZES];
+    int nstep = 0, ngemm = 0, nkern = 0;
     char sizebuf[4096];
     if (sizes) {
         char *items[MAX_SIZES];
@@ -897,10 +1214,13 @@ int fx_cmd_bench(int argc, char **argv)
             if (count_x(items[i]) == 3) {
                 if (fx_parse_size(items[i], &s, &e))
                     fx_bad_input("--size: %s", e.msg);
-                if (!want_step)
+                if (!want_step && !want_kernels)
                     fx_bad_input("--size '%s' is a step size (NxD_INxHxD_OUT); --suite %s takes GEMM shapes", items[i], suite);
                 snprintf(canon[i], sizeof canon[i], "%ldx%ldx%ldx%ld", s.n, s.d_in, s.h, s.d_out);
-                step_sizes[nstep++] = items[i];
+                if (want_step)
+                    step_sizes[nstep++] = items[i];
+                if (want_kernels)
+                    kernel_step_sizes[nkern++] = items[i];
             } else if (parse_gemm(items[i], &m, &nn, &k, &op, canon[i], sizeof canon[i]) == 0) {
                 if (!want_gemm)
                     fx_bad_input("--size '%s' is a GEMM shape; --suite %s takes NxD_INxHxD_OUT", items[i], suite);
@@ -929,6 +1249,14 @@ int fx_cmd_bench(int argc, char **argv)
             else
                 for (size_t i = 0; i < sizeof gemm_ladder / sizeof *gemm_ladder; i++)
                     gemm_sizes[ngemm++] = gemm_ladder[i];
+        }
+        if (want_kernels) {
+            if (quick)
+                for (size_t i = 0; i < sizeof quick_kernels / sizeof *quick_kernels; i++)
+                    kernel_step_sizes[nkern++] = quick_kernels[i];
+            else
+                for (size_t i = 0; i < sizeof kernel_sizes / sizeof *kernel_sizes; i++)
+                    kernel_step_sizes[nkern++] = kernel_sizes[i];
         }
     }
 
@@ -966,7 +1294,7 @@ int fx_cmd_bench(int argc, char **argv)
     }
     fx_setup_threads(run.threads_all, run.binding, sizeof run.binding);
 
-    int cap = (nstep + ngemm) * nsel * 4 + 1;
+    int cap = (nstep + ngemm + nkern * K_COUNT) * nsel * 4 + 1;
     run.rows = calloc((size_t)cap, sizeof *run.rows);
     if (!run.rows)
         fx_die(1, "out of memory");
@@ -976,6 +1304,9 @@ int fx_cmd_bench(int argc, char **argv)
     for (int s = 0; s < ngemm; s++)
         for (int b = 0; b < nsel; b++)
             add_rows(&run, FX_SUITE_GEMM, gemm_sizes[s], sel[b], tlist, nt, cap);
+    for (int s = 0; s < nkern; s++)
+        for (int b = 0; b < nsel; b++)
+            add_rows(&run, FX_SUITE_KERNELS, kernel_step_sizes[s], sel[b], tlist, nt, cap);
 
     fprintf(stderr, "fiftyx bench: %d cases; measuring peaks first\n", run.nrows);
     fx_peaks_measure(&run.peaks, run.threads_all, quick);
@@ -1014,6 +1345,7 @@ int fx_cmd_bench(int argc, char **argv)
     run.rows_done = run.nrows;
     fx_bench_verdict(&run);
     print_table(&run);
+    print_kernels(&run);
     printf("\n%s", run.verdict);
 
     fx_err e = {{0}};

@@ -7,7 +7,7 @@
 #include "timing.h"
 #include "topo.h"
 
-typedef enum { FX_SUITE_STEP, FX_SUITE_GEMM } fx_suite;
+typedef enum { FX_SUITE_STEP, FX_SUITE_GEMM, FX_SUITE_KERNELS } fx_suite;
 typedef enum { FX_ROW_PENDING, FX_ROW_RAN, FX_ROW_SKIPPED, FX_ROW_FAILED } fx_row_status;
 
 typedef struct {
@@ -15,11 +15,20 @@ typedef struct {
     const fx_backend *b;
     int threads;         /* CPU backends: threads; GPU backends: 0 */
     int sync_every_step; /* GPU step rows: loss read back every step */
-    char size[64];       /* NxD_INxHxD_OUT (step) or MxNxK[:op] (gemm) */
+    char size[64];       /* NxD_INxHxD_OUT (step, kernels) or MxNxK[:op] (gemm) */
     fx_size ss;
     fx_op op;
     long m, n, k;
     double flops, lr;
+    /* kernels suite: which kernel of the step (its name, and what it computes), its epilogue, its
+     * element count (loss_grad, sgd), its shape as text, and the minimum bytes it moves */
+    int kernel_index;
+    const char *kernel, *kernel_what;
+    fx_kernel_kind kind;
+    fx_epilogue epi;
+    long elems;
+    char shape[64];
+    double bytes, gbs, peak_gbs; /* peak_gbs > 0: the bound is bandwidth, not FMA throughput */
 
     fx_row_status status;
     char note[256];
@@ -71,6 +80,11 @@ int fx_results_write(const char *path, const fx_bench_run *run, fx_err *e);
 void fx_results_stem(char *out, size_t len, const char *host, const char *cpu_model, int cores, const char *gpu);
 /* The next fx_results_write asks git for the tree's commit again (for check). */
 void fx_results_forget_git(void);
+
+/* One case of the kernels suite (kernel_index: h_relu, y_pred, loss_grad, gh, w2_update, w1_update,
+ * sgd_w1) of backend b at a step size, 1 thread, timed briefly and validated as bench does: 0 when
+ * it ran (row->validated says whether its result was right), -1 when it could not run. */
+int fx_bench_kernel_row(const fx_backend *b, fx_size size, int kernel_index, fx_bench_row *row);
 
 /* The verdict on "50x" from the validated step rows (speedups, crossovers, a sentence per size),
  * into run->verdict and run->speedups; redone from scratch at every call. */

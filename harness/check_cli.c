@@ -990,6 +990,7 @@ void fx_check_cli(fx_check *c)
         {"bench_zero_size", {"bench", "--size", "64x1000x100x0", NULL}},
         {"bench_bad_op", {"bench", "--size", "12x12x12:xy", NULL}},
         {"bench_size_suite_mismatch", {"bench", "--suite", "gemm", "--size", "64x1000x100x10", NULL}},
+        {"bench_size_suite_mismatch_kernels", {"bench", "--suite", "kernels", "--size", "256", NULL}},
         {"bench_unwritable_out", {"bench", "--out", "/nonexistent/dir/r.json", NULL}},
         {"bench_bad_budget", {"bench", "--budget", "-1", NULL}},
         {"bench_unknown_flag", {"bench", "--frobnicate", NULL}},
@@ -1042,7 +1043,7 @@ void fx_check_cli(fx_check *c)
     check_default_name(c, dir);
     check_results_stem(c);
 
-    /* bench end to end at tiny sizes: every usable backend's step and GEMM hooks, validation
+    /* bench end to end at tiny sizes: every usable backend's step, GEMM and kernel hooks, validation
      * after timing, the results file (exit 1 if any case fails or does not validate) */
     char out[4200];
     snprintf(out, sizeof out, "%s/bench.json", dir);
@@ -1056,7 +1057,8 @@ void fx_check_cli(fx_check *c)
     else {
         char head[64];
         slurp(f, head, sizeof head);
-        int ok = strstr(head, "\"context\"") != NULL && strstr(r.out, "gemm") && strstr(r.out, "step");
+        int ok = strstr(head, "\"context\"") != NULL && strstr(r.out, "gemm") && strstr(r.out, "step") &&
+                 strstr(r.out, "Kernels of the step");
         fx_report(c, ok ? FX_PASS : FX_FAIL, "cli/bench_tiny", ok ? NULL : "unexpected output");
     }
     if (getenv("FIFTYX_KEEP_TMP")) /* to look at what the checks wrote */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bench.h"
 #include "check.h"
 
 /* M, N, K. The tutorial's GEMMs at 64x1000x100x10 are 64x100x1000 (x·w1), 64x10x100 (h·w2),
@@ -35,12 +36,12 @@ typedef struct {
     char why[200];
 } verdict;
 
-/* Checks one output element; returns 0 when it is within tolerance. */
-static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr, float c, int mask,
-                      int mask_in, int exact, verdict *v, long i, long j)
+/* check.h: one output element of a GEMM with its epilogue against the exact product r. */
+int fx_gemm_elem_check(fx_epilogue epi, double r, double tol, float c0, float lr, float c, int mask, int mask_in,
+                       int exact, double *worst, char *why, size_t why_len, long i, long j)
 {
     if (!isfinite(c)) {
-        snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %g (not finite)", i, j, c);
+        snprintf(why, why_len, "C[%ld,%ld] = %g (not finite)", i, j, c);
         return -1;
     }
     double want = r, err_tol = tol;
@@ -49,16 +50,16 @@ static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr,
         break;
     case FX_EPI_RELU_MASK:
         if (mask != 0 && mask != 1) {
-            snprintf(v->why, sizeof v->why, "mask[%ld,%ld] = %d (never written)", i, j, mask);
+            snprintf(why, why_len, "mask[%ld,%ld] = %d (never written)", i, j, mask);
             return -1;
         }
         /* exact (small-integer inputs, every sum exact in float): h == 0 must give mask 1 */
         if (exact ? mask != (r >= 0) : (r > tol && !mask) || (r < -tol && mask)) {
-            snprintf(v->why, sizeof v->why, "mask[%ld,%ld] = %d for acc %g", i, j, mask, r);
+            snprintf(why, why_len, "mask[%ld,%ld] = %d for acc %g", i, j, mask, r);
             return -1;
         }
         if (!mask && c != 0.0f) {
-            snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %g where mask is 0", i, j, c);
+            snprintf(why, why_len, "C[%ld,%ld] = %g where mask is 0", i, j, c);
             return -1;
         }
         want = r > 0 ? r : 0;
@@ -66,7 +67,7 @@ static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr,
     case FX_EPI_MASK:
         if (!mask_in) {
             if (c != 0.0f) {
-                snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %g where masked out", i, j, c);
+                snprintf(why, why_len, "C[%ld,%ld] = %g where masked out", i, j, c);
                 return -1;
             }
             return 0;
@@ -79,10 +80,10 @@ static int check_elem(fx_epilogue epi, double r, double tol, float c0, float lr,
     }
     double err = fabs((double)c - want);
     err_tol += FLT_MIN;
-    if (err / err_tol > v->worst)
-        v->worst = err / err_tol;
+    if (err / err_tol > *worst)
+        *worst = err / err_tol;
     if (err > err_tol) {
-        snprintf(v->why, sizeof v->why, "C[%ld,%ld] = %.9g, expected %.9g (|err| %.3g > tol %.3g)", i,
+        snprintf(why, why_len, "C[%ld,%ld] = %.9g, expected %.9g (|err| %.3g > tol %.3g)", i,
                  j, c, want, err, err_tol);
         return -1;
     }
@@ -132,7 +133,8 @@ static int gemm_case(const fx_backend *b, fx_op op, fx_epilogue epi, long m, lon
         for (long j = 0; j < n; j++) {
             size_t x = (size_t)(i * n + j);
             double tol = (double)k * FLT_EPSILON * abs[x];
-            if (check_elem(epi, acc[x], tol, c0[x], lr, c[x], mask[x], mask_in[x], exact, v, i, j))
+            if (fx_gemm_elem_check(epi, acc[x], tol, c0[x], lr, c[x], mask[x], mask_in[x], exact, &v->worst, v->why,
+                                   sizeof v->why, i, j))
                 goto done;
         }
     rc = 0;
@@ -189,6 +191,45 @@ static void check_gemm(fx_check *c, const fx_backend *b)
     }
 }
 
+/* check.h: loss_grad's outputs g and loss for inputs yp, y. */
+int fx_loss_grad_check(long n, const float *yp, const float *y, const float *g, double loss, int float_sum, char *why,
+                       size_t why_len)
+{
+    double want = 0;
+    for (long i = 0; i < n; i++) {
+        double d = (double)yp[i] - (double)y[i];
+        want += d * d;
+        if (!(fabs(g[i] - 2.0 * d) <= 2.0 * FLT_EPSILON * fabs(d) + FLT_MIN)) {
+            snprintf(why, why_len, "n=%ld: g[%ld] = %.9g, expected %.9g", n, i, g[i], 2 * d);
+            return -1;
+        }
+    }
+    /* Summing in double (every backend but naive, which is the float port by design): each term
+     * is d² of a float-rounded d, so the sum is within 2·FLT_EPSILON of the exact one whatever n;
+     * a float accumulator's error grows with n and fails this at n = 100003. naive: float
+     * summation's own bound. */
+    double tol = (float_sum ? (double)(n + 2) : 3.0) * FLT_EPSILON * want;
+    if (!(fabs(loss - want) <= tol)) {
+        snprintf(why, why_len, "n=%ld: loss %.9g, expected %.9g (tol %.3g)", n, loss, want, tol);
+        return -1;
+    }
+    return 0;
+}
+
+/* check.h: sgd's output w for the initial w0, g and lr. */
+int fx_sgd_check(long n, const float *w0, const float *g, float lr, const float *w, char *why, size_t why_len)
+{
+    for (long i = 0; i < n; i++) {
+        double want = (double)w0[i] - (double)lr * g[i];
+        double tol = FLT_EPSILON * (fabs(w0[i]) + 2.0 * fabs(lr * g[i])) + FLT_MIN;
+        if (!(fabs(w[i] - want) <= tol)) {
+            snprintf(why, why_len, "n=%ld: w[%ld] = %.9g, expected %.9g", n, i, w[i], want);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void check_loss_grad_sgd(fx_check *c, const fx_backend *b)
 {
     static const long sizes[] = {1, 7, 640, 1000, 4097, 100003};
@@ -203,41 +244,28 @@ static void check_loss_grad_sgd(fx_check *c, const fx_backend *b)
             float *out = malloc((size_t)n * sizeof *out);
             fx_rng r;
             fx_rng_seed(&r, 5000 + (uint64_t)s + 100 * (uint64_t)which);
-            fx_rng_fill_normal(&r, p, (size_t)n);
-            fx_rng_fill_normal(&r, q, (size_t)n);
             fx_err e = {{0}};
             if (!p || !q || !out) {
                 snprintf(why, sizeof why, "out of memory");
             } else if (which == 0) {
+                fx_rng_fill_normal(&r, p, (size_t)n);
+                fx_rng_fill_normal(&r, q, (size_t)n);
                 for (long i = 0; i < n; i++)
                     p[i] *= 30.0f, out[i] = NAN;
-                double loss = NAN, want = 0;
+                double loss = NAN;
                 if (b->kernels->loss_grad(n, p, q, out, &loss, &e))
                     snprintf(why, sizeof why, "n=%ld: %s", n, e.msg);
-                for (long i = 0; i < n && !why[0]; i++) {
-                    double d = (double)p[i] - (double)q[i];
-                    want += d * d;
-                    if (!(fabs(out[i] - 2.0 * d) <= 2.0 * FLT_EPSILON * fabs(d) + FLT_MIN))
-                        snprintf(why, sizeof why, "n=%ld: g[%ld] = %.9g, expected %.9g", n, i, out[i], 2 * d);
-                }
-                /* Summing in double (every backend but naive, which is the float port by
-                 * design): each term is d² of a float-rounded d, so the sum is within
-                 * 2·FLT_EPSILON of the exact one whatever n; a float accumulator's error grows
-                 * with n and fails this at n = 100003. naive: float summation's own bound. */
-                double tol = (strcmp(b->name, "naive") ? 3.0 : (double)(n + 2)) * FLT_EPSILON * want;
-                if (!why[0] && !(fabs(loss - want) <= tol))
-                    snprintf(why, sizeof why, "n=%ld: loss %.9g, expected %.9g (tol %.3g)", n, loss, want, tol);
+                else
+                    fx_loss_grad_check(n, p, q, out, loss, !strcmp(b->name, "naive"), why, sizeof why);
             } else {
+                fx_rng_fill_normal(&r, p, (size_t)n);
+                fx_rng_fill_normal(&r, q, (size_t)n);
                 const float lr = 0.5f;
                 memcpy(out, p, (size_t)n * sizeof *out);
                 if (b->kernels->sgd(n, out, q, lr, &e))
                     snprintf(why, sizeof why, "n=%ld: %s", n, e.msg);
-                for (long i = 0; i < n && !why[0]; i++) {
-                    double want = (double)p[i] - (double)lr * q[i];
-                    double tol = FLT_EPSILON * (fabs(p[i]) + 2.0 * fabs(lr * q[i])) + FLT_MIN;
-                    if (!(fabs(out[i] - want) <= tol))
-                        snprintf(why, sizeof why, "n=%ld: w[%ld] = %.9g, expected %.9g", n, i, out[i], want);
-                }
+                else
+                    fx_sgd_check(n, p, q, lr, out, why, sizeof why);
             }
             free(p);
             free(q);
@@ -283,6 +311,73 @@ static int control_skip_masked(const fx_gemm_args *g, fx_err *e)
     return rc;
 }
 
+/* Updates nothing: an SGD kernel that forgot its work. */
+static int control_sgd_noop(long n, float *w, const float *g, float lr, fx_err *e)
+{
+    (void)n, (void)w, (void)g, (void)lr, (void)e;
+    return 0;
+}
+
+/* A loss 0.1% high: the kind of slip a reduction with a lost or doubled term makes. */
+static int control_loss_high(long n, const float *yp, const float *y, float *g, double *loss, fx_err *e)
+{
+    if (control_base->loss_grad(n, yp, y, g, loss, e))
+        return -1;
+    *loss *= 1.001;
+    return 0;
+}
+
+/* Applies the SGD epilogue's update twice (C −= 2·lr·acc); other epilogues as they are. */
+static int control_sgd_twice(const fx_gemm_args *g, fx_err *e)
+{
+    if (g->epi != FX_EPI_SGD)
+        return control_base->gemm(g, e);
+    fx_gemm_args t = *g;
+    t.lr = 2 * g->lr;
+    return control_base->gemm(&t, e);
+}
+
+/* The kernels suite of bench validates each kernel after timing: the same kinds of wrong kernels
+ * must come out not validated there (and the naive kernels validated). */
+static void check_bench_controls(fx_check *c, const fx_backend *naive)
+{
+    static fx_kernels drop, skip, noop, high, twice;
+    drop = skip = noop = high = twice = *naive->kernels;
+    drop.gemm = control_drop_last_k;
+    skip.gemm = control_skip_masked;
+    noop.sgd = control_sgd_noop;
+    high.loss_grad = control_loss_high;
+    twice.gemm = control_sgd_twice;
+    static const struct {
+        const char *name;
+        const fx_kernels *k;
+        int kernel; /* bench's kernel index: 0 h_relu, 2 loss_grad, 3 gh, 4 w2_update, 6 sgd_w1 */
+    } cases[] = {
+        {"last_k_dropped", &drop, 0}, {"masked_unwritten", &skip, 3}, {"sgd_noop", &noop, 6},
+        {"loss_high", &high, 2},      {"sgd_twice", &twice, 4},
+    };
+    const fx_size tut = {64, 1000, 100, 10};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fx_backend bad = *naive;
+        bad.kernels = cases[i].k;
+        fx_bench_row row;
+        char name[96];
+        snprintf(name, sizeof name, "kernels/bench_control_%s", cases[i].name);
+        if (fx_bench_kernel_row(&bad, tut, cases[i].kernel, &row))
+            fx_report(c, FX_FAIL, name, "the case did not run: %s", row.note);
+        else
+            fx_report(c, row.validated ? FX_FAIL : FX_PASS, name, row.validated ? "bench validated a wrong %s" : "%.150s",
+                      row.validated ? row.kernel : row.validation);
+    }
+    /* and the right kernels pass the same validation, every one of the seven */
+    int k, ok = 1;
+    fx_bench_row row = {0};
+    for (k = 0; k < 7 && ok; k++)
+        ok = fx_bench_kernel_row(naive, tut, k, &row) == 0 && row.validated;
+    fx_report(c, ok ? FX_PASS : FX_FAIL, "kernels/bench_validates_naive",
+              ok ? NULL : "%s: %s %s", row.kernel ? row.kernel : "?", row.note, row.validation);
+}
+
 static void check_negative_controls(fx_check *c)
 {
     const fx_backend *naive = fx_backend_find("naive");
@@ -306,6 +401,7 @@ static void check_negative_controls(fx_check *c)
     caught = gemm_case(&bs, FX_NN, FX_EPI_MASK, 61, 67, 71, 78, 0, &v) != 0 && strstr(v.why, "not finite");
     fx_report(c, caught ? FX_PASS : FX_FAIL, "kernels/negative_control_masked_unwritten",
               caught ? NULL : "a GEMM that leaves masked-out C unwritten passed (%s)", v.why);
+    check_bench_controls(c, naive);
 }
 
 void fx_check_kernels(fx_check *c, const fx_backend *b)

@@ -197,13 +197,20 @@ static json_t *context(const fx_bench_run *run)
                      "library_build_type", "release", "json_schema_version", 1, "fiftyx", fiftyx);
 }
 
+static const char *suite_name(const fx_bench_row *r)
+{
+    return r->suite == FX_SUITE_STEP ? "step" : r->suite == FX_SUITE_GEMM ? "gemm" : "kernels";
+}
+
+/* <suite>/<backend>/<size>[/<kernel>][/sync_every_step | /threads:T] */
 static void row_name(const fx_bench_row *r, char *buf, size_t len)
 {
-    const char *suite = r->suite == FX_SUITE_STEP ? "step" : "gemm";
+    char size[128];
+    snprintf(size, sizeof size, "%s%s%s", r->size, r->kernel ? "/" : "", r->kernel ? r->kernel : "");
     if (r->b->device == FX_GPU)
-        snprintf(buf, len, "%s/%s/%s%s", suite, r->b->name, r->size, r->sync_every_step ? "/sync_every_step" : "");
+        snprintf(buf, len, "%s/%s/%s%s", suite_name(r), r->b->name, size, r->sync_every_step ? "/sync_every_step" : "");
     else
-        snprintf(buf, len, "%s/%s/%s/threads:%d", suite, r->b->name, r->size, r->threads);
+        snprintf(buf, len, "%s/%s/%s/threads:%d", suite_name(r), r->b->name, size, r->threads);
 }
 
 static json_t *benchmarks(const fx_bench_run *run)
@@ -226,7 +233,7 @@ static json_t *benchmarks(const fx_bench_run *run)
         index++;
         json_object_update_new(
             o, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:s, s:f, s:b, s:s, s:f, s:I, s:f}",
-                         "suite", r->suite == FX_SUITE_STEP ? "step" : "gemm", "backend", r->b->name, "device",
+                         "suite", suite_name(r), "backend", r->b->name, "device",
                          r->b->device == FX_GPU ? "gpu" : "cpu", "size", r->size, "cpu_threads", r->threads,
                          "flops_per_iteration", r->flops, "gflops", r->gflops, "min_time", r->t.min * us, "max_time",
                          r->t.max * us, "peak_gflops", r->peak_gflops, "peak", r->peak_name ? r->peak_name : "",
@@ -238,9 +245,22 @@ static json_t *benchmarks(const fx_bench_run *run)
             json_object_set_new(o, "lr", json_real(r->lr));
             json_object_set_new(o, "sync_every_step", json_boolean(r->sync_every_step));
             json_object_set_new(o, "first_losses", json_pack("[f,f]", r->loss[0], r->loss[1]));
-        } else {
+        } else if (r->suite == FX_SUITE_GEMM) {
             json_object_set_new(o, "op", json_string(op_names[r->op]));
             json_object_set_new(o, "note", json_string(r->note));
+        } else {
+            static const char *const epi_names[] = {"store", "relu_mask", "mask", "sgd"};
+            static const char *const kind_names[] = {"gemm", "loss_grad", "sgd"};
+            json_object_update_new(o, json_pack("{s:s, s:s, s:s, s:s, s:f, s:f}", "kernel", r->kernel, "computes",
+                                                r->kernel_what, "kind", kind_names[r->kind], "shape", r->shape,
+                                                "bytes_per_iteration", r->bytes, "gbs", r->gbs));
+            if (r->kind == FX_KERNEL_GEMM) {
+                json_object_set_new(o, "op", json_string(op_names[r->op]));
+                json_object_set_new(o, "epilogue", json_string(epi_names[r->epi]));
+            } else { /* bandwidth-bound: pct_peak is of the bandwidth */
+                json_object_set_new(o, "peak_gbs", json_real(r->peak_gbs));
+                json_object_set_new(o, "pct_peak", json_real(r->peak_gbs > 0 ? 100 * r->gbs / r->peak_gbs : 0.0));
+            }
         }
         json_array_append_new(a, o);
     }

@@ -111,6 +111,50 @@ int fx_host_gemm_create(const void *ctx, fx_op op, long m, long n, long k, int n
 int fx_host_gemm_result(void *handle, int set, float *c, fx_err *e);
 void fx_host_gemm_destroy(void *handle);
 
+/* One kernel call of the step, for `bench --suite kernels`: the arguments of an fx_kernels call
+ * on host arrays. The arrays hold the call's inputs (GEMM: a, b, the initial C — the weights for
+ * SGD, NaN elsewhere — and the mask, MASK's input or RELU_MASK's 0xAA poison; LOSS_GRAD: yp, y
+ * and a poisoned g; SGD: the initial w and g); result() writes the outputs over them. */
+typedef enum { FX_KERNEL_GEMM = 0, FX_KERNEL_LOSS_GRAD = 1, FX_KERNEL_SGD = 2 } fx_kernel_kind;
+
+typedef struct {
+    fx_kernel_kind kind;
+    fx_gemm_args gemm;
+    struct {
+        long n;
+        const float *yp, *y;
+        float *g;
+        double *loss;
+    } loss_grad;
+    struct {
+        long n;
+        float *w;
+        const float *g;
+        float lr;
+    } sgd;
+} fx_kernel_call;
+
+struct fx_backend;
+
+/* Kernel benchmark hooks: one kernel call timed on operands resident where the backend computes,
+ * as the step leaves them (in the step every operand was just written or read, so nothing is
+ * rotated: the operands are as hot as the caches allow).
+ *   create: the call's inputs copied in (the call's arrays stay valid until destroy);
+ *   run:    `iters` calls back to back, *seconds by the backend's own clock (CUDA events on a GPU:
+ *           calls launched one after another on a stream); an SGD call keeps updating the same
+ *           weights (by the same amount each time: they grow linearly, never overflow in practice);
+ *   result: the call's inputs put back, the kernel once more, its outputs over the call's arrays.
+ * A CPU backend with kernels and no hooks of its own is timed by fx_host_kernel_bench (common.c),
+ * which calls its kernels table directly. */
+typedef struct {
+    int (*create)(const struct fx_backend *b, const fx_kernel_call *call, void **handle, fx_err *e);
+    int (*run)(void *handle, long iters, double *seconds, fx_err *e);
+    int (*result)(void *handle, fx_err *e);
+    void (*destroy)(void *handle);
+} fx_kernel_bench;
+
+extern const fx_kernel_bench fx_host_kernel_bench;
+
 typedef struct fx_backend {
     const char *name;
     fx_device device;
@@ -132,6 +176,9 @@ typedef struct fx_backend {
     const char *(*describe)(void);
     /* A variant (e.g. one ISA path forced) that `check` covers but `bench` runs only when named. */
     int hidden;
+    /* NULL: a CPU backend's kernels table is timed directly (fx_host_kernel_bench); a GPU backend
+     * without hooks has no kernels suite. */
+    const fx_kernel_bench *kernel_bench;
 } fx_backend;
 
 /* The GPU, when the build has CUDA and the machine has a device (device 0). */

@@ -216,6 +216,44 @@ static int cublas_gb_result(void *h, int set, float *c, fx_err *e) { return ((cu
 static const fx_gemm_bench cublas_gemm_bench = {cublas_gb_create, cublas_gb_run, cublas_gb_result,
                                                 cublas_gb_destroy};
 
+// ---- kernel benchmark hooks -------------------------------------------------------------------------
+
+struct cublas_kb {
+    cublas_ctx blas; // before call: destroyed after it
+    fx_dev_kernel_call call;
+};
+
+static void cublas_kb_destroy(void *h) { delete (cublas_kb *)h; }
+
+static int cublas_kb_create(const fx_backend *b, const fx_kernel_call *call, void **handle, fx_err *e)
+{
+    (void)b;
+    if (const char *why = fx_cuda_unavailable())
+        return fx_fail(e, "%s", why);
+    const fx_gemm_args &g = call->gemm;
+    if (call->kind == FX_KERNEL_GEMM && (g.m > INT_MAX || g.n > INT_MAX || g.k > INT_MAX))
+        return fx_fail(e, "cublas: dimensions beyond int");
+    return fx_new<cublas_kb>(handle, [&](cublas_kb *k) {
+        FX_TRY(k->call.init(call, e));
+        return k->blas.init(0, e);
+    }, e);
+}
+
+static int cublas_kb_run(void *h, long iters, double *seconds, fx_err *e)
+{
+    cublas_kb *k = (cublas_kb *)h;
+    return k->call.run(iters, [&](const fx_gemm_args &g) { return cublas_gemm_dev(k->blas.h, 0, g, e); }, seconds, e);
+}
+
+static int cublas_kb_result(void *h, fx_err *e)
+{
+    cublas_kb *k = (cublas_kb *)h;
+    return k->call.result([&](const fx_gemm_args &g) { return cublas_gemm_dev(k->blas.h, 0, g, e); }, e);
+}
+
+static const fx_kernel_bench cublas_kernel_bench = {cublas_kb_create, cublas_kb_run, cublas_kb_result,
+                                                    cublas_kb_destroy};
+
 static const char *cublas_describe(void)
 {
     static char buf[420];
@@ -247,4 +285,5 @@ extern "C" const fx_backend fx_backend_cublas = {
     .gemm_bench = &cublas_gemm_bench,
     .describe = cublas_describe,
     .hidden = 0,
+    .kernel_bench = &cublas_kernel_bench,
 };

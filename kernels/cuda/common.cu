@@ -369,3 +369,94 @@ int fx_dev_gemm_sets::result(int set, float *hc, fx_err *e) const
     FX_CU(cudaMemcpy(hc, c[set].p, (size_t)(m * n) * sizeof(float), cudaMemcpyDeviceToHost));
     return 0;
 }
+
+// ---- fx_dev_kernel_call -------------------------------------------------------------------------------
+
+fx_dev_kernel_call::~fx_dev_kernel_call()
+{
+    if (t0)
+        cudaEventDestroy(t0);
+    if (t1)
+        cudaEventDestroy(t1);
+}
+
+int fx_dev_kernel_call::init(const fx_kernel_call *call, fx_err *e)
+{
+    host = dev = *call;
+    switch (call->kind) {
+    case FX_KERNEL_GEMM: {
+        const fx_gemm_args &g = call->gemm;
+        FX_TRY(a.upload(g.a, (size_t)(g.m * g.k), e));
+        FX_TRY(b.upload(g.b, (size_t)(g.k * g.n), e));
+        FX_TRY(c.alloc((size_t)(g.m * g.n), e));
+        if (g.mask)
+            FX_TRY(mask.alloc((size_t)(g.m * g.n), e));
+        dev.gemm.a = a.p, dev.gemm.b = b.p, dev.gemm.c = c.p, dev.gemm.mask = g.mask ? mask.p : nullptr;
+        break;
+    }
+    case FX_KERNEL_LOSS_GRAD: {
+        const size_t n = (size_t)call->loss_grad.n;
+        FX_TRY(a.upload(call->loss_grad.yp, n, e));
+        FX_TRY(b.upload(call->loss_grad.y, n, e));
+        FX_TRY(c.alloc(n, e));
+        FX_TRY(loss.alloc(1, e));
+        FX_TRY(scratch.alloc(call->loss_grad.n, e));
+        dev.loss_grad.yp = a.p, dev.loss_grad.y = b.p, dev.loss_grad.g = c.p, dev.loss_grad.loss = loss.p;
+        break;
+    }
+    case FX_KERNEL_SGD: {
+        const size_t n = (size_t)call->sgd.n;
+        FX_TRY(b.upload(call->sgd.g, n, e));
+        FX_TRY(c.alloc(n, e));
+        dev.sgd.g = b.p, dev.sgd.w = c.p;
+        break;
+    }
+    default:
+        return fx_fail(e, "unknown kernel kind %d", (int)call->kind);
+    }
+    FX_TRY(restore(e));
+    FX_CU(cudaEventCreate(&t0));
+    FX_CU(cudaEventCreate(&t1));
+    return 0;
+}
+
+int fx_dev_kernel_call::restore(fx_err *e)
+{
+    switch (host.kind) {
+    case FX_KERNEL_GEMM: {
+        const size_t mn = (size_t)(host.gemm.m * host.gemm.n);
+        FX_CU(cudaMemcpy(c.p, host.gemm.c, mn * sizeof(float), cudaMemcpyHostToDevice));
+        if (host.gemm.mask)
+            FX_CU(cudaMemcpy(mask.p, host.gemm.mask, mn, cudaMemcpyHostToDevice));
+        break;
+    }
+    case FX_KERNEL_LOSS_GRAD:
+        FX_CU(cudaMemcpy(c.p, host.loss_grad.g, (size_t)host.loss_grad.n * sizeof(float), cudaMemcpyHostToDevice));
+        break;
+    case FX_KERNEL_SGD:
+        FX_CU(cudaMemcpy(c.p, host.sgd.w, (size_t)host.sgd.n * sizeof(float), cudaMemcpyHostToDevice));
+        break;
+    }
+    return 0;
+}
+
+int fx_dev_kernel_call::download(fx_err *e) const
+{
+    switch (host.kind) {
+    case FX_KERNEL_GEMM: {
+        const size_t mn = (size_t)(host.gemm.m * host.gemm.n);
+        FX_CU(cudaMemcpy(host.gemm.c, c.p, mn * sizeof(float), cudaMemcpyDeviceToHost));
+        if (host.gemm.epi == FX_EPI_RELU_MASK)
+            FX_CU(cudaMemcpy(host.gemm.mask, mask.p, mn, cudaMemcpyDeviceToHost));
+        break;
+    }
+    case FX_KERNEL_LOSS_GRAD:
+        FX_CU(cudaMemcpy(host.loss_grad.g, c.p, (size_t)host.loss_grad.n * sizeof(float), cudaMemcpyDeviceToHost));
+        FX_CU(cudaMemcpy(host.loss_grad.loss, loss.p, sizeof(double), cudaMemcpyDeviceToHost));
+        break;
+    case FX_KERNEL_SGD:
+        FX_CU(cudaMemcpy(host.sgd.w, c.p, (size_t)host.sgd.n * sizeof(float), cudaMemcpyDeviceToHost));
+        break;
+    }
+    return 0;
+}

@@ -199,6 +199,42 @@ static int cuda_gb_result(void *h, int set, float *c, fx_err *e) { return ((cuda
 
 static const fx_gemm_bench cuda_gemm_bench = {cuda_gb_create, cuda_gb_run, cuda_gb_result, cuda_gb_destroy};
 
+// ---- kernel benchmark hooks -------------------------------------------------------------------------
+// One kernel of the step alone (bench --suite kernels). At the tutorial's size the step itself runs
+// y_pred, loss_grad, gh and the w2 update as one kernel (midstep.cuh); this times them one by one.
+
+struct cuda_kb {
+    fx_gemm_site site; // before call: freed after it
+    fx_dev_kernel_call call;
+};
+
+static void cuda_kb_destroy(void *h) { delete (cuda_kb *)h; }
+
+static int cuda_kb_create(const fx_backend *b, const fx_kernel_call *call, void **handle, fx_err *e)
+{
+    (void)b;
+    if (const char *why = fx_cuda_unavailable())
+        return fx_fail(e, "%s", why);
+    return fx_new<cuda_kb>(handle, [&](cuda_kb *k) {
+        FX_TRY(k->call.init(call, e));
+        return call->kind == FX_KERNEL_GEMM ? k->site.prepare(k->call.dev.gemm, e) : 0;
+    }, e);
+}
+
+static int cuda_kb_run(void *h, long iters, double *seconds, fx_err *e)
+{
+    cuda_kb *k = (cuda_kb *)h;
+    return k->call.run(iters, [&](const fx_gemm_args &g) { return k->site.run(g, 0, e); }, seconds, e);
+}
+
+static int cuda_kb_result(void *h, fx_err *e)
+{
+    cuda_kb *k = (cuda_kb *)h;
+    return k->call.result([&](const fx_gemm_args &g) { return k->site.run(g, 0, e); }, e);
+}
+
+static const fx_kernel_bench cuda_kernel_bench = {cuda_kb_create, cuda_kb_run, cuda_kb_result, cuda_kb_destroy};
+
 // ---- description ------------------------------------------------------------------------------------
 
 static const char *cuda_describe(void)
@@ -249,4 +285,5 @@ extern "C" const fx_backend fx_backend_cuda = {
     .gemm_bench = &cuda_gemm_bench,
     .describe = cuda_describe,
     .hidden = 0,
+    .kernel_bench = &cuda_kernel_bench,
 };

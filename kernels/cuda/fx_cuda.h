@@ -267,3 +267,56 @@ struct fx_dev_gemm_sets {
     }
     int result(int set, float *hc, fx_err *e) const;
 };
+
+// A kernel benchmark call (fx_kernel_bench) of cuda and cublas: the call's inputs on the device, the
+// loss kernel's scratch and the events; the backend supplies its GEMM (a callable taking the device
+// fx_gemm_args and enqueueing one product on the legacy stream, 0 or -1). loss_grad and sgd are the
+// shared kernels of common.cu, the ones both steps run.
+struct fx_dev_kernel_call {
+    fx_kernel_call host = {}; // the caller's arrays
+    fx_kernel_call dev = {};  // the same call on device buffers
+    fx_dev_buf<float> a, b, c; // GEMM: A, B, C; LOSS_GRAD: yp, y, g; SGD: -, g, w
+    fx_dev_buf<uint8_t> mask;
+    fx_dev_buf<double> loss;
+    fx_loss_scratch scratch;
+    cudaEvent_t t0 = nullptr, t1 = nullptr;
+    fx_dev_kernel_call() = default;
+    fx_dev_kernel_call(const fx_dev_kernel_call &) = delete;
+    fx_dev_kernel_call &operator=(const fx_dev_kernel_call &) = delete;
+    ~fx_dev_kernel_call();
+    int init(const fx_kernel_call *call, fx_err *e); // buffers, the inputs uploaded, events
+    int restore(fx_err *e);                          // the inputs that change (C or w; poisoned outputs)
+    int download(fx_err *e) const;                   // the outputs into the caller's arrays
+    template <class Gemm>
+    int once(Gemm &&gemm, fx_err *e)
+    {
+        switch (dev.kind) {
+        case FX_KERNEL_GEMM:
+            return gemm(dev.gemm);
+        case FX_KERNEL_LOSS_GRAD:
+            return fx_launch_loss_grad(dev.loss_grad.n, dev.loss_grad.yp, dev.loss_grad.y, dev.loss_grad.g,
+                                       dev.loss_grad.loss, nullptr, scratch, 0, e);
+        case FX_KERNEL_SGD:
+            return fx_launch_sgd(dev.sgd.n, dev.sgd.w, dev.sgd.g, dev.sgd.lr, 0, e);
+        }
+        return fx_fail(e, "unknown kernel kind %d", (int)dev.kind);
+    }
+    // The hook's run(): `iters` calls launched back to back on the legacy stream between the events.
+    template <class Gemm>
+    int run(long iters, Gemm &&gemm, double *seconds, fx_err *e)
+    {
+        FX_CU(cudaEventRecord(t0, 0));
+        for (long i = 0; i < iters; i++)
+            FX_TRY(once(gemm, e));
+        FX_CU(cudaEventRecord(t1, 0));
+        return fx_event_seconds(t0, t1, seconds, e);
+    }
+    // The hook's result(): inputs restored, the kernel once, the outputs to the host.
+    template <class Gemm>
+    int result(Gemm &&gemm, fx_err *e)
+    {
+        FX_TRY(restore(e));
+        FX_TRY(once(gemm, e));
+        return download(e); // cudaMemcpy waits for the kernel
+    }
+};
