@@ -69,7 +69,8 @@ static const char usage[] =
     "  (suite kernels) of every backend across sizes, validates each result, and prints a table and\n"
     "  the verdict on the GPU's \"50x\".\n"
     "  --suite    default all (step, gemm and kernels)\n"
-    "  --backend  default: every backend built and usable here except the reference\n"
+    "  --backend  default: every backend built and usable here except the reference (and naive in the\n"
+    "             kernels suite)\n"
     "  --size     comma-separated; NxD_INxHxD_OUT for step, S (square) or MxNxK[:nn|nt|tn] for gemm\n"
     "             default step: 64x1000x100x10,256x1000x100x10,256x4096x1024x256,\n"
     "                           1024x4096x4096x1024,4096x8192x8192x1024\n"
@@ -1103,6 +1104,10 @@ static void default_out(char *buf, size_t len, const fx_bench_run *run)
 static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const fx_backend *b, const int *threads,
                      int nthreads, int cap)
 {
+    /* naive's kernels only when --backend names it: its step rows already show what they cost
+     * (the six summed were 0.98 of its step), and at 256x4096x1024x256 they took 50 s of make bench */
+    if (suite == FX_SUITE_KERNELS && !strcmp(b->name, "naive") && !run->backends_named)
+        return;
     for (int kern = 0; kern < (suite == FX_SUITE_KERNELS ? K_COUNT : 1); kern++)
     for (int sync = 0; sync <= (suite == FX_SUITE_STEP && b->device == FX_GPU); sync++) {
         int nt = b->device == FX_GPU ? 1 : !strcmp(b->name, "naive") ? 1 : nthreads;
@@ -1261,6 +1266,7 @@ int fx_cmd_bench(int argc, char **argv)
     }
 
     static fx_bench_run run;
+    run.backends_named = backends != NULL;
     run.threads_all = fx_core_count();
     fx_topo_read(&run.topo);
     fx_err ge = {{0}};

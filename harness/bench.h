@@ -38,7 +38,7 @@ typedef struct {
     int validated;
     char validation[128];
     char config[256]; /* the backend's describe() as this row ran (threads, ISA, ...) */
-    double max_rel_err;
+    double max_rel_err; /* kernels suite: the largest |error| / tolerance instead */
     int have_loss;
     double loss[2];
 } fx_bench_row;
@@ -56,6 +56,7 @@ typedef struct {
     int argc;
     char **argv;
     int quick;
+    int backends_named; /* --backend given */
     double budget;
     int threads_all;
     char binding[160];

@@ -14,14 +14,15 @@ def rows(path):
         doc = json.load(f)
     by = {}
     for b in doc["benchmarks"]:
-        by[(b["suite"], b["size"], b["cpu_threads"], b["backend"])] = b
+        size = b["size"] + (f"/{b['kernel']}" if b.get("kernel") else "")  # kernels: one row per kernel
+        by[(b["suite"], size, b["cpu_threads"], b["backend"])] = b
     out = []
     for (suite, size, threads, backend), b in sorted(by.items()):
         o = by.get((suite, size, threads, "openblas"))
         if backend != "cpu" or not o or o["time_unit"] != b["time_unit"]:
             continue
         unit = b["time_unit"]
-        out.append(f"{suite:<4} {size:<20} {threads}T  cpu {b['real_time']:>11.2f} {unit} "
+        out.append(f"{suite:<4} {size:<28} {threads}T  cpu {b['real_time']:>11.2f} {unit} "
                    f"{b['gflops']:6.1f} GFLOP/s {b['pct_peak']:5.1f}%  openblas {o['real_time']:>11.2f} {unit} "
                    f"{o['gflops']:6.1f} GFLOP/s  ratio {o['real_time'] / b['real_time']:.3f}")
     return out
