@@ -327,6 +327,19 @@ static int control_loss_high(long n, const float *yp, const float *y, float *g, 
     return 0;
 }
 
+/* Writes the loss on its first call only (as a reduction whose ticket is never reset would): the
+ * timed calls leave a right loss behind, so only a poisoned loss before the checked call sees it. */
+static int loss_once_calls;
+static int control_loss_once(long n, const float *yp, const float *y, float *g, double *loss, fx_err *e)
+{
+    double keep = *loss;
+    if (control_base->loss_grad(n, yp, y, g, loss, e))
+        return -1;
+    if (loss_once_calls++)
+        *loss = keep;
+    return 0;
+}
+
 /* Applies the SGD epilogue's update twice (C −= 2·lr·acc); other epilogues as they are. */
 static int control_sgd_twice(const fx_gemm_args *g, fx_err *e)
 {
@@ -337,24 +350,42 @@ static int control_sgd_twice(const fx_gemm_args *g, fx_err *e)
     return control_base->gemm(&t, e);
 }
 
+/* Leaves the last row of C as it was under the SGD epilogue (an edge tile never written): the
+ * weights start finite, so only the "every weight moved" rule sees it, not 64 samples of 1,000. */
+static int control_sgd_last_row_kept(const fx_gemm_args *g, fx_err *e)
+{
+    if (g->epi != FX_EPI_SGD)
+        return control_base->gemm(g, e);
+    float keep[64];
+    long n = g->n < 64 ? g->n : 64;
+    memcpy(keep, g->c + (g->m - 1) * g->n, (size_t)n * sizeof *keep);
+    if (control_base->gemm(g, e))
+        return -1;
+    memcpy(g->c + (g->m - 1) * g->n, keep, (size_t)n * sizeof *keep);
+    return 0;
+}
+
 /* The kernels suite of bench validates each kernel after timing: the same kinds of wrong kernels
  * must come out not validated there (and the naive kernels validated). */
 static void check_bench_controls(fx_check *c, const fx_backend *naive)
 {
-    static fx_kernels drop, skip, noop, high, twice;
-    drop = skip = noop = high = twice = *naive->kernels;
+    static fx_kernels drop, skip, noop, high, twice, lastrow, once;
+    drop = skip = noop = high = twice = lastrow = once = *naive->kernels;
+    once.loss_grad = control_loss_once;
     drop.gemm = control_drop_last_k;
     skip.gemm = control_skip_masked;
     noop.sgd = control_sgd_noop;
     high.loss_grad = control_loss_high;
     twice.gemm = control_sgd_twice;
+    lastrow.gemm = control_sgd_last_row_kept;
     static const struct {
         const char *name;
         const fx_kernels *k;
         int kernel; /* bench's kernel index: 0 h_relu, 2 loss_grad, 3 gh, 4 w2_update, 6 sgd_w1 */
     } cases[] = {
         {"last_k_dropped", &drop, 0}, {"masked_unwritten", &skip, 3}, {"sgd_noop", &noop, 6},
-        {"loss_high", &high, 2},      {"sgd_twice", &twice, 4},
+        {"loss_high", &high, 2},      {"sgd_twice", &twice, 4},         {"sgd_row_unwritten", &lastrow, 4},
+        {"loss_written_once", &once, 2},
     };
     const fx_size tut = {64, 1000, 100, 10};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

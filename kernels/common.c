@@ -107,8 +107,9 @@ static void host_kb_restore(host_kb *h)
         memcpy(h->out, c->gemm.c, mn * sizeof(float));
         if (h->mask)
             memcpy(h->mask, c->gemm.mask, mn);
-    } else if (c->kind == FX_KERNEL_LOSS_GRAD) {
+    } else if (c->kind == FX_KERNEL_LOSS_GRAD) { /* g and the loss as given (poisoned) */
         memcpy(h->out, c->loss_grad.g, (size_t)c->loss_grad.n * sizeof(float));
+        h->loss = *c->loss_grad.loss;
     } else {
         memcpy(h->out, c->sgd.w, (size_t)c->sgd.n * sizeof(float));
     }

@@ -114,7 +114,7 @@ void fx_host_gemm_destroy(void *handle);
 /* One kernel call of the step, for `bench --suite kernels`: the arguments of an fx_kernels call
  * on host arrays. The arrays hold the call's inputs (GEMM: a, b, the initial C — the weights for
  * SGD, NaN elsewhere — and the mask, MASK's input or RELU_MASK's 0xAA poison; LOSS_GRAD: yp, y
- * and a poisoned g; SGD: the initial w and g); result() writes the outputs over them. */
+ * and a poisoned g and loss; SGD: the initial w and g); result() writes the outputs over them. */
 typedef enum { FX_KERNEL_GEMM = 0, FX_KERNEL_LOSS_GRAD = 1, FX_KERNEL_SGD = 2 } fx_kernel_kind;
 
 typedef struct {

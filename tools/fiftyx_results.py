@@ -293,6 +293,8 @@ def load(path):
         if suite in ("step", "gemm"):  # the rows every tool tables and plots
             need = ["size"] + (["gflops"] if suite == "gemm" else [])
             fields(path, f"benchmarks[{i}].", b, {"size": step_size if suite == "step" else gemm_size}, need)
+        elif suite == "kernels":  # report tables them by size and kernel
+            fields(path, f"benchmarks[{i}].", b, {"size": step_size, "kernel": text}, ["size", "kernel"])
     for i, x in enumerate(doc.get("speedups", [])):
         fields(path, f"speedups[{i}].", x, SPEEDUP, ["size", "gpu", "cpu", "against", "speedup", "gpu_time_us", "flops_per_step"])
     doc["_path"] = path

@@ -21,9 +21,14 @@ static int do_gemm(const fx_cpu_isa *isa, const fx_gemm_args *a, fx_err *e)
     return fx_cpu_gemm_run(isa, &g, fx_cpu_threads(), e);
 }
 
-/* Element-wise kernels are bound by memory: worth threads only when a thread's share outlasts
- * the fork and join (~1 µs; 2^15 floats take ~2.5 µs on one core from L2). NOTES.md, session 9. */
-static int elementwise_threads(long n) { return n >= (1L << 15) ? fx_cpu_threads() : 1; }
+/* Element-wise kernels are bound by memory: a thread is worth it when its share, at least 2^15
+ * floats (~2.5 µs on one core from L2), outlasts the fork and join (~1 µs on 2 threads). NOTES.md,
+ * entry 27. */
+static int elementwise_threads(long n)
+{
+    long t = n >> 15, most = fx_cpu_threads();
+    return t < 1 ? 1 : t > most ? (int)most : (int)t;
+}
 
 static int do_loss_grad(const fx_cpu_isa *isa, long n, const float *yp, const float *y, float *g,
                         double *loss, fx_err *e)

@@ -430,8 +430,9 @@ int fx_dev_kernel_call::restore(fx_err *e)
             FX_CU(cudaMemcpy(mask.p, host.gemm.mask, mn, cudaMemcpyHostToDevice));
         break;
     }
-    case FX_KERNEL_LOSS_GRAD:
+    case FX_KERNEL_LOSS_GRAD: // g and the loss as given (poisoned): a launch that writes neither fails
         FX_CU(cudaMemcpy(c.p, host.loss_grad.g, (size_t)host.loss_grad.n * sizeof(float), cudaMemcpyHostToDevice));
+        FX_CU(cudaMemcpy(loss.p, host.loss_grad.loss, sizeof(double), cudaMemcpyHostToDevice));
         break;
     case FX_KERNEL_SGD:
         FX_CU(cudaMemcpy(c.p, host.sgd.w, (size_t)host.sgd.n * sizeof(float), cudaMemcpyHostToDevice));
