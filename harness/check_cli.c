@@ -250,7 +250,7 @@ static void check_tools(fx_check *c, const char *dir)
     char tool[6][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200], badsp[4200];
     char nan[4200], wrongtype[4200], notutf8[4200], schemastr[4200], booltime[4200], nobench[4200];
     char spnoflops[4200], gemmsize[4200], intdate[4200], nlabel[4200], self[4200], nodir[4200], readme[4200];
-    char ptout[4200], slow[4200];
+    char ptout[4200], slow[4200], nokernel[4200];
     const char *names[6] = {"compare", "plot", "report", "pytorch_step.py", "bundle-libs", "install-deps"};
     for (int i = 0; i < 6; i++)
         snprintf(tool[i], sizeof tool[i], "%s/tools/%s", fx_source_dir(), names[i]);
@@ -294,6 +294,8 @@ static void check_tools(fx_check *c, const char *dir)
                  {readme, "# t\n<!-- fiftyx-report:begin -->\n<!-- fiftyx-report:end -->\n", NULL},
                  {nlabel, row, "\"real_time\": 1, \"time_unit\": \"us\", \"suite\": \"step\", \"size\": \"1x1x1x1\","
                                " \"backend\": \"a\\nb\", \"flops_per_iteration\": 8"},
+                 /* a kernels row without its kernel: report tables them by size and kernel */
+                 {nokernel, row, "\"real_time\": 1, \"time_unit\": \"us\", \"suite\": \"kernels\", \"size\": \"1x1x1x1\""},
                  /* step/a/1x1x1x1 again, twice as slow as in good */
                  {slow, "{\"context\": {\"fiftyx\": {\"schema_version\": 1}}, \"benchmarks\": [{\"name\": \"%s\","
                         " \"real_time\": 5.0, \"time_unit\": \"us\", \"suite\": \"step\", \"size\": \"1x1x1x1\"}]}\n",
@@ -372,6 +374,7 @@ static void check_tools(fx_check *c, const char *dir)
         {"tools/report_bad_schema", 2, {"--readme", readme, schema, NULL}, NULL},
         {"tools/report_bad_speedups", 2, {"--readme", readme, badsp, NULL}, NULL},
         {"tools/report_bad_int_date", 2, {"--readme", readme, intdate, NULL}, "date"},
+        {"tools/report_bad_kernels_row", 2, {"--readme", readme, nokernel, NULL}, "kernel"},
         /* pytorch_step.py checks its arguments before it imports torch: these need no torch (and
          * should one be taken for good where torch is, it times one tiny size into dir) */
         {"tools/pytorch_step_bad_size_digits", 3, {"--out", ptout, "--threads", "1", "--size", "\xc2\xb2" "x1x1x1"},
