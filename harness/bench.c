@@ -680,7 +680,9 @@ static void set_peak(const fx_bench_run *run, fx_bench_row *r)
 
 static void fmt_time(double s, char *buf, size_t len)
 {
-    if (s < 1e-3)
+    if (s < 1e-6)
+        snprintf(buf, len, "%.1f ns", s * 1e9);
+    else if (s < 1e-3)
         snprintf(buf, len, "%.2f us", s * 1e6);
     else if (s < 1)
         snprintf(buf, len, "%.3f ms", s * 1e3);
@@ -1122,6 +1124,8 @@ static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const 
      * (the six summed were 0.98 of its step), and at 256x4096x1024x256 they took 50 s of make bench */
     if (suite == FX_SUITE_KERNELS && !strcmp(b->name, "naive") && !run->backends_named)
         return;
+    if (suite == FX_SUITE_KERNELS && !kernel_hooks(b)) /* the reference, cuda-persistent: said below */
+        return;
     for (int kern = 0; kern < (suite == FX_SUITE_KERNELS ? K_COUNT : 1); kern++)
     for (int sync = 0; sync <= (suite == FX_SUITE_STEP && b->device == FX_GPU); sync++) {
         int nt = b->device == FX_GPU ? 1 : !strcmp(b->name, "naive") ? 1 : nthreads;
@@ -1328,6 +1332,13 @@ int fx_cmd_bench(int argc, char **argv)
         for (int b = 0; b < nsel; b++)
             add_rows(&run, FX_SUITE_KERNELS, kernel_step_sizes[s], sel[b], tlist, nt, cap);
 
+    if (!run.nrows)
+        fx_bad_input("bench: nothing to run: no selected backend has kernels of its own to time (--suite %s)", suite);
+    if (nkern)
+        for (int b = 0; b < nsel; b++)
+            if (!kernel_hooks(sel[b]))
+                fprintf(stderr, "fiftyx: bench: backend %s has no kernels of its own: not in the kernels suite\n",
+                        sel[b]->name);
     fprintf(stderr, "fiftyx bench: %d cases; measuring peaks first\n", run.nrows);
     fx_peaks_measure(&run.peaks, run.threads_all, quick);
     fprintf(stderr, "peaks: FMA %.0f GFLOP/s on 1 thread, %.0f on %d; triad %.1f GB/s (1 thread), %.1f (all)%s\n",

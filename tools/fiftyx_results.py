@@ -326,6 +326,8 @@ def row_label(b, sync=" (sync/step)"):
 
 
 def fmt_time(s):
+    if s < 1e-6:
+        return f"{s * 1e9:.1f} ns"
     if s < 1e-3:
         return f"{s * 1e6:.2f} us"
     if s < 1:
