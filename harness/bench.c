@@ -337,6 +337,13 @@ static int gemm_fn(void *p, long iters, double *seconds, fx_err *e)
     return c->g->run(c->h, iters, seconds, e);
 }
 
+/* The s-th element of C that a benchmark checks after timing: the four corners first, then random. */
+static void sample_at(int s, long m, long n, fx_rng *r, long *i, long *j)
+{
+    *i = s == 0 || s == 1 ? 0 : s == 2 || s == 3 ? m - 1 : (long)(fx_rng_uniform(r) * m);
+    *j = s == 0 || s == 2 ? 0 : s == 1 || s == 3 ? n - 1 : (long)(fx_rng_uniform(r) * n);
+}
+
 static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
 {
     fx_bench_run *run = bc->run;
@@ -387,8 +394,8 @@ static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
         int good = 1;
         double worst = 0;
         for (int s = 0; s < 64 && good; s++) {
-            long i = s == 0 || s == 1 ? 0 : s == 2 || s == 3 ? row->m - 1 : (long)(fx_rng_uniform(&r) * row->m);
-            long j = s == 0 || s == 2 ? 0 : s == 1 || s == 3 ? row->n - 1 : (long)(fx_rng_uniform(&r) * row->n);
+            long i, j;
+            sample_at(s, row->m, row->n, &r, &i, &j);
             double acc, abs;
             fx_ref_gemm_at(row->op, row->m, row->n, row->k, a[0], b[0], i, j, &acc, &abs);
             double tol = row->k * FLT_EPSILON * abs + FLT_MIN, err = fabs(c[i * row->n + j] - acc);
@@ -556,8 +563,8 @@ static void run_kernel_row(bench_ctx *bc, fx_bench_row *row)
         }
         fx_rng_seed(&r, 4243);
         for (int s = 0; s < 64 && !why[0]; s++) {
-            long i = s == 0 || s == 1 ? 0 : s == 2 || s == 3 ? row->m - 1 : (long)(fx_rng_uniform(&r) * row->m);
-            long j = s == 0 || s == 2 ? 0 : s == 1 || s == 3 ? row->n - 1 : (long)(fx_rng_uniform(&r) * row->n);
+            long i, j;
+            sample_at(s, row->m, row->n, &r, &i, &j);
             double acc, abs;
             fx_ref_gemm_at(row->op, row->m, row->n, row->k, a, b, i, j, &acc, &abs);
             size_t x = (size_t)(i * row->n + j);
@@ -742,14 +749,11 @@ static void run_all(bench_ctx *bc)
         }
         set_peak(run, r);
         const char *why = NULL;
-        if (r->suite == FX_SUITE_STEP) {
+        if (r->suite != FX_SUITE_GEMM) { /* step and kernels rows: the step's size must fit the backend */
             fx_problem p = {r->ss, (float)r->lr, r->sync_every_step};
             why = r->b->unsupported ? r->b->unsupported(&p) : NULL;
-        } else if (r->suite == FX_SUITE_GEMM && !r->b->gemm_bench) {
+        } else if (!r->b->gemm_bench) {
             why = "no GEMM of its own";
-        } else if (r->suite == FX_SUITE_KERNELS) {
-            fx_problem p = {r->ss, (float)r->lr, 0};
-            why = !kernel_hooks(r->b) ? "no kernels of its own to time" : r->b->unsupported ? r->b->unsupported(&p) : NULL;
         }
         if (why) {
             r->status = FX_ROW_SKIPPED;
