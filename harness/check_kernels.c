@@ -435,6 +435,67 @@ static void check_negative_controls(fx_check *c)
     check_bench_controls(c, naive);
 }
 
+/* The GEMM benchmark hooks (fx_gemm_bench), as bench drives them: one product per run() call, so
+ * the rotation over operand sets must go on from call to call (a rotation that restarted at set 0
+ * in every call times one hot set). Three sets, three calls of one iteration: every set's C must
+ * then be its own product (each C starts NaN), checked element by element. */
+static void check_gemm_bench(fx_check *c, const fx_backend *b)
+{
+    enum { SETS = 3 };
+    const long m = 37, n = 29, k = 23;
+    char name[128];
+    snprintf(name, sizeof name, "kernels/%s/gemm_bench_rotates_sets", b->name);
+    float *a[SETS] = {0}, *bb[SETS] = {0}, *cc = malloc((size_t)(m * n) * sizeof *cc);
+    int ok = cc != NULL;
+    for (int s = 0; s < SETS && ok; s++) {
+        ok = (a[s] = malloc((size_t)(m * k) * sizeof(float))) && (bb[s] = malloc((size_t)(k * n) * sizeof(float)));
+        if (ok) {
+            fx_rng r;
+            fx_rng_seed(&r, 900 + (uint64_t)s);
+            fx_rng_fill_normal(&r, a[s], (size_t)(m * k));
+            fx_rng_fill_normal(&r, bb[s], (size_t)(k * n));
+        }
+    }
+    fx_err e = {{0}};
+    void *h = NULL;
+    char why[200] = "";
+    if (!ok)
+        snprintf(why, sizeof why, "out of memory");
+    else if (b->gemm_bench->create(FX_NN, m, n, k, SETS, (const float *const *)a, (const float *const *)bb, &h, &e))
+        snprintf(why, sizeof why, "create: %s", e.msg);
+    for (int call = 0; h && !*why && call < SETS; call++) {
+        double secs;
+        if (b->gemm_bench->run(h, 1, &secs, &e))
+            snprintf(why, sizeof why, "run: %s", e.msg);
+    }
+    for (int s = 0; h && !*why && s < SETS; s++) {
+        if (b->gemm_bench->result(h, s, cc, &e)) {
+            snprintf(why, sizeof why, "result: %s", e.msg);
+            break;
+        }
+        for (long i = 0; i < m && !*why; i++)
+            for (long j = 0; j < n && !*why; j++) {
+                double acc, abs;
+                fx_ref_gemm_at(FX_NN, m, n, k, a[s], bb[s], i, j, &acc, &abs);
+                float got = cc[i * n + j];
+                if (!(fabs(got - acc) <= k * FLT_EPSILON * abs + FLT_MIN))
+                    snprintf(why, sizeof why, "after %d one-product calls, set %d: C[%ld][%ld] = %g, expected %g",
+                             SETS, s, i, j, got, acc);
+            }
+    }
+    if (h)
+        b->gemm_bench->destroy(h);
+    for (int s = 0; s < SETS; s++) {
+        free(a[s]);
+        free(bb[s]);
+    }
+    free(cc);
+    if (*why)
+        fx_report(c, FX_FAIL, name, "%s", why);
+    else
+        fx_report(c, FX_PASS, name, "%d sets, one product per call", SETS);
+}
+
 void fx_check_kernels(fx_check *c, const fx_backend *b)
 {
     static int controls_done;
@@ -444,4 +505,6 @@ void fx_check_kernels(fx_check *c, const fx_backend *b)
         return;
     check_gemm(c, b);
     check_loss_grad_sgd(c, b);
+    if (b->gemm_bench)
+        check_gemm_bench(c, b);
 }

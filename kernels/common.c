@@ -1,4 +1,5 @@
 /* common.c — small pieces of the interface shared by every backend. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,15 +56,25 @@ int fx_host_gemm_create(const void *ctx, fx_op op, long m, long n, long k, int n
         return fx_fail(e, "out of memory");
     *g = (fx_host_gemm){op, m, n, k, nsets, a, b, calloc((size_t)nsets, sizeof(float *)), ctx};
     size_t bytes = ((size_t)m * (size_t)n * sizeof(float) + 63) / 64 * 64;
-    for (int s = 0; g->c && s < nsets; s++)
+    for (int s = 0; g->c && s < nsets; s++) {
         if (!(g->c[s] = aligned_alloc(64, bytes)))
             break;
+        for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
+            g->c[s][i] = NAN; /* a set no product wrote fails validation */
+    }
     if (!g->c || !g->c[nsets - 1]) {
         fx_host_gemm_destroy(g);
         return fx_fail(e, "out of memory for %d GEMM outputs of %ldx%ld", nsets, m, n);
     }
     *handle = g;
     return 0;
+}
+
+int fx_host_gemm_next_set(fx_host_gemm *g)
+{
+    int s = g->next;
+    g->next = (s + 1) % g->nsets;
+    return s;
 }
 
 int fx_host_gemm_result(void *handle, int set, float *c, fx_err *e)

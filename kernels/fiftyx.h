@@ -84,9 +84,11 @@ typedef struct {
 } fx_kernels;
 
 /* GEMM benchmark hooks: operands resident where the backend computes.
- * nsets input sets are uploaded; run() performs `iters` products back to back, product i on
- * set i % nsets (so that operands which fit in a cache are not re-used hot), and returns the
- * elapsed seconds measured with the backend's own clock (CUDA events on a GPU). */
+ * nsets input sets are uploaded and each set's C is NaN until a product writes it; run() performs
+ * `iters` products back to back, rotating over the sets from where the previous run() call
+ * stopped (so that operands which fit in a cache are not re-used hot, even when every call
+ * makes one product), and returns the elapsed seconds measured with the backend's own clock
+ * (CUDA events on a GPU). */
 typedef struct {
     int (*create)(fx_op op, long m, long n, long k, int nsets, const float *const *a,
                   const float *const *b, void **handle, fx_err *e);
@@ -104,7 +106,13 @@ typedef struct {
     const float *const *a, *const *b;
     float **c;
     const void *ctx; /* the backend's own (e.g. its ISA table) */
+    int next;        /* the set the next product uses: the rotation goes on across run() calls */
 } fx_host_gemm;
+
+/* The operand set for the next product of a GEMM benchmark, advancing the rotation. run() is
+ * called once per timed repetition, often with a single iteration at large sizes: a count that
+ * started again at 0 in every call would time set 0, hot in cache, again and again. */
+int fx_host_gemm_next_set(fx_host_gemm *g);
 
 int fx_host_gemm_create(const void *ctx, fx_op op, long m, long n, long k, int nsets, const float *const *a,
                         const float *const *b, void **handle, fx_err *e);

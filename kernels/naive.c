@@ -187,10 +187,10 @@ static int naive_gb_create(fx_op op, long m, long n, long k, int nsets, const fl
 
 static int naive_gb_run(void *h, long iters, double *seconds, fx_err *e)
 {
-    const fx_host_gemm *g = h;
+    fx_host_gemm *g = h;
     double t0 = fx_wall_seconds();
     for (long i = 0; i < iters; i++) {
-        int s = (int)(i % g->nsets);
+        int s = fx_host_gemm_next_set(g);
         fx_gemm_args args = {g->op, FX_EPI_STORE, g->m, g->n, g->k, g->a[s], g->b[s], g->c[s], NULL, 0};
         if (naive_gemm(&args, e))
             return -1;

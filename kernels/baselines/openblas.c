@@ -199,11 +199,11 @@ static int ob_gb_create(fx_op op, long m, long n, long k, int nsets, const float
 static int ob_gb_run(void *h, long iters, double *seconds, fx_err *e)
 {
     (void)e;
-    const fx_host_gemm *g = h;
+    fx_host_gemm *g = h;
     use_threads();
     double t0 = fx_wall_seconds();
     for (long i = 0; i < iters; i++) {
-        int s = (int)(i % g->nsets);
+        int s = fx_host_gemm_next_set(g);
         sgemm_op(g->op, g->m, g->n, g->k, 1.0f, g->a[s], g->b[s], 0.0f, g->c[s]);
     }
     *seconds = fx_wall_seconds() - t0;

@@ -71,12 +71,12 @@ static int gb_create(const fx_cpu_isa *isa, fx_op op, long m, long n, long k, in
 
 static int gb_run(void *h, long iters, double *seconds, fx_err *e)
 {
-    const fx_host_gemm *g = h;
+    fx_host_gemm *g = h;
     const fx_cpu_isa *isa = g->ctx;
     int threads = fx_cpu_threads();
     double t0 = fx_wall_seconds();
     for (long i = 0; i < iters; i++) {
-        int s = (int)(i % g->nsets);
+        int s = fx_host_gemm_next_set(g);
         fx_gemm_args args = {g->op, FX_EPI_STORE, g->m, g->n, g->k, g->a[s], g->b[s], g->c[s], NULL, 0};
         fx_cpu_gemm c = fx_cpu_gemm_from_args(&args);
         if (fx_cpu_gemm_run(isa, &c, threads, e))

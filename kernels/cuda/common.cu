@@ -353,6 +353,7 @@ int fx_dev_gemm_sets::upload(fx_op op_, long m_, long n_, long k_, int nsets_, c
         FX_TRY(a[s].upload(ha[s], (size_t)(m * k), e));
         FX_TRY(b[s].upload(hb[s], (size_t)(k * n), e));
         FX_TRY(c[s].alloc((size_t)(m * n), e));
+        FX_CU(cudaMemset(c[s].p, 0xFF, (size_t)(m * n) * sizeof(float))); // NaN: a set no product wrote fails
     }
     return 0;
 }

@@ -241,6 +241,7 @@ struct fx_dev_gemm_sets {
     fx_op op = FX_NN;
     long m = 0, n = 0, k = 0;
     int nsets = 0;
+    int next = 0; // the set of the next product: the rotation goes on across run() calls
     fx_dev_buf<float> *a = nullptr, *b = nullptr, *c = nullptr; // nsets each
     cudaEvent_t t0 = nullptr, t1 = nullptr;
     fx_dev_gemm_sets() = default;
@@ -254,14 +255,18 @@ struct fx_dev_gemm_sets {
     {
         return {op, FX_EPI_STORE, m, n, k, a[set].p, b[set].p, c[set].p, nullptr, 0};
     }
-    // The hook's run(): `iters` calls gemm(args(i % nsets)) (each enqueues one product on the legacy
-    // stream, 0 or -1) between the events; *seconds between them.
+    // The hook's run(): `iters` calls gemm(args(s)) (each enqueues one product on the legacy stream,
+    // 0 or -1) between the events, s rotating over the sets from where the previous call left it
+    // (see fx_host_gemm_next_set); *seconds between them.
     template <class Gemm>
     int run(long iters, Gemm &&gemm, double *seconds, fx_err *e)
     {
         FX_CU(cudaEventRecord(t0, 0));
-        for (long i = 0; i < iters; i++)
-            FX_TRY(gemm(args((int)(i % nsets))));
+        for (long i = 0; i < iters; i++) {
+            int s = next;
+            next = (s + 1) % nsets;
+            FX_TRY(gemm(args(s)));
+        }
         FX_CU(cudaEventRecord(t1, 0));
         return fx_event_seconds(t0, t1, seconds, e);
     }
