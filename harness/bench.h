@@ -87,6 +87,11 @@ void fx_results_forget_git(void);
  * it ran (row->validated says whether its result was right), -1 when it could not run. */
 int fx_bench_kernel_row(const fx_backend *b, fx_size size, int kernel_index, fx_bench_row *row);
 
+/* Step rows left "pending agreement" (the reference over budget at their size): validated when
+ * their first two losses are within 1e-3 of the median of the other backends' (one vote per
+ * backend, the row's own never counted); with no other backend there, not validated. */
+void fx_bench_validate_by_agreement(fx_bench_run *run);
+
 /* The verdict on "50x" from the validated step rows (speedups, crossovers, a sentence per size),
  * into run->verdict and run->speedups; redone from scratch at every call. */
 void fx_bench_verdict(fx_bench_run *run);

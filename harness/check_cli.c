@@ -681,6 +681,68 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
 static volatile int fork_count;
 static void count_fork(void) { fork_count++; }
 
+/* Validation by agreement (the step rows whose reference is over budget): the first two losses
+ * against the median of the other backends, one vote per backend, never the row's own. */
+static void check_agreement(fx_check *c)
+{
+    static const fx_backend b1 = {"agree-a", FX_CPU, ""}, b2 = {"agree-b", FX_CPU, ""}, b3 = {"agree-c", FX_CPU, ""},
+                            b4 = {"agree-d", FX_GPU, ""};
+    const double L0 = 9.0e12, L1 = 9.1e12;
+    struct {
+        const fx_backend *b;
+        int threads;
+        const char *size;
+        double loss0, loss1;
+        int want; /* validated? */
+    } rows[] = {
+        /* one backend at two thread counts: the same code agreeing with itself proves nothing */
+        {&b1, 1, "1x1x1x1", L0, L1, 0},
+        {&b1, 2, "1x1x1x1", L0, L1, 0},
+        /* four backends, one wrong after the first update only: it fails, the others pass */
+        {&b1, 1, "2x2x2x2", L0, L1, 1},
+        {&b1, 2, "2x2x2x2", L0, L1, 1},
+        {&b2, 1, "2x2x2x2", L0 * (1 + 2e-4), L1, 1},
+        {&b3, 1, "2x2x2x2", L0, L1 * (1 - 2e-4), 1},
+        {&b4, 0, "2x2x2x2", L0, L1 * 1.01, 0},
+        /* two backends agreeing on the forward pass but not after an update: neither passes */
+        {&b1, 1, "3x3x3x3", L0, L1, 0},
+        {&b4, 0, "3x3x3x3", L0, L1 * 0.99, 0},
+        /* two that agree pass; a NaN loss never does */
+        {&b1, 1, "4x4x4x4", L0, L1, 1},
+        {&b2, 1, "4x4x4x4", L0, L1, 1},
+        {&b3, 1, "4x4x4x4", NAN, L1, 0},
+    };
+    enum { NR = sizeof rows / sizeof rows[0] };
+    static fx_bench_run run;
+    static fx_bench_row r[NR];
+    memset(&run, 0, sizeof run);
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < NR; i++) {
+        r[i].suite = FX_SUITE_STEP;
+        r[i].b = rows[i].b;
+        r[i].threads = rows[i].threads;
+        snprintf(r[i].size, sizeof r[i].size, "%s", rows[i].size);
+        r[i].status = FX_ROW_RAN;
+        r[i].have_loss = 1;
+        r[i].loss[0] = rows[i].loss0;
+        r[i].loss[1] = rows[i].loss1;
+        snprintf(r[i].validation, sizeof r[i].validation, "pending agreement");
+    }
+    run.rows = r;
+    run.nrows = run.rows_done = NR;
+    fx_bench_validate_by_agreement(&run);
+    int bad = -1;
+    for (int i = 0; i < NR && bad < 0; i++)
+        if (r[i].validated != rows[i].want || !strncmp(r[i].validation, "pending", 7))
+            bad = i;
+    if (bad < 0)
+        fx_report(c, FX_PASS, "bench/validation_by_agreement", "%d synthetic rows", NR);
+    else
+        fx_report(c, FX_FAIL, "bench/validation_by_agreement", "row %d (%s, %d threads, %s): validated %d, want %d (%s)",
+                  bad, rows[bad].b->name, rows[bad].threads, rows[bad].size, r[bad].validated, rows[bad].want,
+                  r[bad].validation);
+}
+
 static void check_verdict(fx_check *c, const char *dir)
 {
     static const fx_backend gpu_b = {"gpu-test", FX_GPU, "synthetic GPU rows for the check"};
@@ -1041,6 +1103,7 @@ void fx_check_cli(fx_check *c)
         fx_init_free(&t);
     }
     check_tools(c, dir);
+    check_agreement(c);
     check_verdict(c, dir);
     check_relocated(c, dir);
     check_bench_cut_short(c, dir);
