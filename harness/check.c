@@ -119,6 +119,15 @@ int fx_cmd_check(int argc, char **argv)
         fx_check_hand_step(&c, b);
         fx_check_loop(&c, b);
     }
+    if (!only) { /* the backends this build lacks are skipped too, each with the reason */
+        const char *missing[16];
+        size_t nm = fx_backends_not_built(missing, 16);
+        for (size_t i = 0; i < nm; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "backend/%s", missing[i]);
+            fx_report(&c, FX_SKIP, name, "%s", FX_NOT_BUILT_WHY);
+        }
+    }
     printf("%d passed, %d failed, %d skipped\n", c.passed, c.failed, c.skipped);
     return c.failed ? 1 : 0;
 }

@@ -145,7 +145,7 @@ int fx_split_list(char *s, char **items, int max)
 static void not_built(const char *opt, const char *name)
 {
     if (fx_backend_not_built(name))
-        fx_bad_input("%sbackend '%s' is not in this build (built without nvcc: CPU only)", opt, name);
+        fx_bad_input("%sbackend '%s' is " FX_NOT_BUILT_WHY, opt, name);
 }
 
 int fx_parse_backend_list(const char *opt, const char *list, const fx_backend **out, int max)

@@ -71,5 +71,9 @@ int fx_cmd_info(int argc, char **argv)
         printf("  %-16s %-3s %s%s%s\n", b[i]->name, b[i]->device == FX_GPU ? "gpu" : "cpu",
                b[i]->summary, why ? " — unavailable: " : "", why ? why : "");
     }
+    const char *missing[16];
+    size_t nm = fx_backends_not_built(missing, 16);
+    for (size_t i = 0; i < nm; i++)
+        printf("  %-16s %-3s unavailable: %s\n", missing[i], "gpu", FX_NOT_BUILT_WHY);
     return 0;
 }

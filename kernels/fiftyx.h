@@ -210,6 +210,9 @@ const fx_backend *const *fx_backends(size_t *count);
 const fx_backend *fx_backend_find(const char *name);
 /* Whether name is a backend of fiftyx that this build does not have (no nvcc: the GPU ones). */
 int fx_backend_not_built(const char *name);
+/* The names of all such backends (at most max of them), in the registry's order; their count. */
+size_t fx_backends_not_built(const char **names, size_t max);
+#define FX_NOT_BUILT_WHY "not in this build (nvcc was not found at build time: CPU only)"
 
 /* Thread count the CPU backends use (set by the harness; 0 = OpenMP's default). */
 void fx_set_threads(int threads);

@@ -42,6 +42,15 @@ static const char *const known_names[] = {
 _Static_assert(sizeof known_names / sizeof known_names[0] == sizeof known / sizeof known[0],
                "one name per known backend");
 
+size_t fx_backends_not_built(const char **names, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!known[i] && n < max)
+            names[n++] = known_names[i];
+    return n;
+}
+
 int fx_backend_not_built(const char *name)
 {
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
