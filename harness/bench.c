@@ -752,6 +752,16 @@ static void checkpoint(bench_ctx *bc, int done)
     free(snap);
 }
 
+/* Why backend r->b cannot run row r at all (NULL: it can). */
+static const char *row_unsupported(const fx_bench_row *r)
+{
+    if (r->suite != FX_SUITE_GEMM) { /* step and kernels rows: the step's size must fit the backend */
+        fx_problem p = {r->ss, (float)r->lr, r->sync_every_step};
+        return r->b->unsupported ? r->b->unsupported(&p) : NULL;
+    }
+    return r->b->gemm_bench ? NULL : "no GEMM of its own";
+}
+
 static void run_all(bench_ctx *bc)
 {
     fx_bench_run *run = bc->run;
@@ -771,13 +781,7 @@ static void run_all(bench_ctx *bc)
             fx_setup_threads(r->threads, binding, sizeof binding);
         }
         set_peak(run, r);
-        const char *why = NULL;
-        if (r->suite != FX_SUITE_GEMM) { /* step and kernels rows: the step's size must fit the backend */
-            fx_problem p = {r->ss, (float)r->lr, r->sync_every_step};
-            why = r->b->unsupported ? r->b->unsupported(&p) : NULL;
-        } else if (!r->b->gemm_bench) {
-            why = "no GEMM of its own";
-        }
+        const char *why = row_unsupported(r);
         if (why) {
             r->status = FX_ROW_SKIPPED;
             snprintf(r->note, sizeof r->note, "unsupported: %s", why);
@@ -1362,6 +1366,16 @@ int fx_cmd_bench(int argc, char **argv)
 
     if (!run.nrows)
         fx_bad_input("bench: nothing to run: no selected backend has kernels of its own to time (--suite %s)", suite);
+    int runnable = 0;
+    const char *why_not = NULL;
+    for (int i = 0; i < run.nrows; i++) {
+        const char *why = row_unsupported(&run.rows[i]);
+        runnable += !why;
+        why_not = why_not ? why_not : why;
+    }
+    if (!runnable)
+        fx_bad_input("bench: nothing to run: no selected backend can run these cases (%s: %s)", run.rows[0].b->name,
+                     why_not);
     if (nkern)
         for (int b = 0; b < nsel; b++)
             if (!kernel_hooks(sel[b]))

@@ -1057,6 +1057,7 @@ void fx_check_cli(fx_check *c)
         {"bench_size_suite_mismatch", {"bench", "--suite", "gemm", "--size", "64x1000x100x10", NULL}},
         {"bench_size_suite_mismatch_kernels", {"bench", "--suite", "kernels", "--size", "256", NULL}},
         {"bench_kernels_none_to_time", {"bench", "--suite", "kernels", "--backend", "reference", "--quick", NULL}},
+        {"bench_gemm_none_to_time", {"bench", "--suite", "gemm", "--backend", "reference", "--quick", NULL}},
         {"bench_unwritable_out", {"bench", "--out", "/nonexistent/dir/r.json", NULL}},
         {"bench_bad_budget", {"bench", "--budget", "-1", NULL}},
         {"bench_unknown_flag", {"bench", "--frobnicate", NULL}},
