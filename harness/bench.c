@@ -693,7 +693,7 @@ static double probe_rate(bench_ctx *bc, const fx_bench_row *row)
     return probe.status == FX_ROW_RAN ? probe.flops / probe.t.median * 1e-9 : 0;
 }
 
-static void set_peak(const fx_bench_run *run, fx_bench_row *r)
+void fx_bench_set_peak(const fx_bench_run *run, fx_bench_row *r)
 {
     if (r->suite == FX_SUITE_KERNELS && r->kind != FX_KERNEL_GEMM) { /* elementwise: bandwidth-bound */
         r->peak_gbs = r->b->device == FX_GPU ? run->peaks.gpu_copy_gbs : run->peaks.triad_gbs[r->threads > 1];
@@ -706,6 +706,19 @@ static void set_peak(const fx_bench_run *run, fx_bench_row *r)
     } else {
         r->peak_gflops = fx_peak_cpu(&run->peaks, r->threads);
         r->peak_name = r->threads > 1 ? "cpu_fma_all_cores" : "cpu_fma_1_thread";
+        /* a backend bound to one ISA (cpu-avx2, cpu-generic, FIFTYX_ISA) against that ISA's rate,
+         * when it is not the best here */
+        const char *isa = r->b->isa ? r->b->isa() : NULL;
+        for (int i = 0; isa && i < 3; i++) {
+            double v = fx_peak_cpu_isa(&run->peaks, i, r->threads);
+            if (!strcmp(isa, fx_isa_names[i]) && v > 0 && v != r->peak_gflops) {
+                static const char *const names[3][2] = {{"cpu_fma_avx512_1_thread", "cpu_fma_avx512_all_cores"},
+                                                        {"cpu_fma_avx2_1_thread", "cpu_fma_avx2_all_cores"},
+                                                        {"cpu_fma_generic_1_thread", "cpu_fma_generic_all_cores"}};
+                r->peak_gflops = v;
+                r->peak_name = names[i][r->threads > 1];
+            }
+        }
     }
 }
 
@@ -780,7 +793,7 @@ static void run_all(bench_ctx *bc)
             char binding[160];
             fx_setup_threads(r->threads, binding, sizeof binding);
         }
-        set_peak(run, r);
+        fx_bench_set_peak(run, r);
         const char *why = row_unsupported(r);
         if (why) {
             r->status = FX_ROW_SKIPPED;

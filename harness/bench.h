@@ -92,6 +92,11 @@ int fx_bench_kernel_row(const fx_backend *b, fx_size size, int kernel_index, fx_
  * backend, the row's own never counted); with no other backend there, not validated. */
 void fx_bench_validate_by_agreement(fx_bench_run *run);
 
+/* The peak that bounds row r (peak_gflops or peak_gbs, and peak_name) from run->peaks: FMA rate
+ * of the row's thread count, of the backend's own ISA where it has one; bandwidth for the
+ * kernels suite's elementwise rows. */
+void fx_bench_set_peak(const fx_bench_run *run, fx_bench_row *r);
+
 /* The verdict on "50x" from the validated step rows (speedups, crossovers, a sentence per size),
  * into run->verdict and run->speedups; redone from scratch at every call. */
 void fx_bench_verdict(fx_bench_run *run);

@@ -681,6 +681,43 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
 static volatile int fork_count;
 static void count_fork(void) { fork_count++; }
 
+/* Each row is rated against the peak that bounds it: a backend bound to one ISA against that
+ * ISA's FMA rate, others against the best; all cores for more than one thread. */
+static void check_row_peaks(fx_check *c)
+{
+    static fx_bench_run run;
+    memset(&run, 0, sizeof run);
+    run.peaks.threads_all = 2;
+    const double rate[3][2] = {{200, 400}, {100, 200}, {20, 40}};
+    memcpy(run.peaks.fma_gflops, rate, sizeof rate);
+    struct {
+        const char *backend;
+        int threads;
+        double want;
+        const char *name;
+    } cases[] = {
+        {"cpu-avx2", 1, 100, "cpu_fma_avx2_1_thread"},     {"cpu-avx2", 2, 200, "cpu_fma_avx2_all_cores"},
+        {"cpu-generic", 1, 20, "cpu_fma_generic_1_thread"}, {"cpu-generic", 2, 40, "cpu_fma_generic_all_cores"},
+        {"cpu-avx512", 1, 200, "cpu_fma_1_thread"},        {"openblas", 2, 400, "cpu_fma_all_cores"},
+    };
+    char why[200] = "";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !*why; i++) {
+        const fx_backend *b = fx_backend_find(cases[i].backend);
+        if (!b)
+            continue; /* not in this build */
+        fx_bench_row r;
+        memset(&r, 0, sizeof r);
+        r.suite = FX_SUITE_GEMM;
+        r.b = b;
+        r.threads = cases[i].threads;
+        fx_bench_set_peak(&run, &r);
+        if (r.peak_gflops != cases[i].want || !r.peak_name || strcmp(r.peak_name, cases[i].name))
+            snprintf(why, sizeof why, "%s on %d thread(s): %g GFLOP/s (%s), want %g (%s)", cases[i].backend,
+                     cases[i].threads, r.peak_gflops, r.peak_name ? r.peak_name : "-", cases[i].want, cases[i].name);
+    }
+    fx_report(c, *why ? FX_FAIL : FX_PASS, "bench/row_peaks_per_isa", *why ? "%s" : NULL, why);
+}
+
 /* Validation by agreement (the step rows whose reference is over budget): the first two losses
  * against the median of the other backends, one vote per backend, never the row's own. */
 static void check_agreement(fx_check *c)
@@ -1105,6 +1142,7 @@ void fx_check_cli(fx_check *c)
     }
     check_tools(c, dir);
     check_agreement(c);
+    check_row_peaks(c);
     check_verdict(c, dir);
     check_relocated(c, dir);
     check_bench_cut_short(c, dir);

@@ -124,16 +124,22 @@ int fx_peak_plausible(double one, double all, int cores)
     return cores < 2 || one <= 0 || all >= floor * one;
 }
 
-double fx_peak_cpu(const fx_peaks *p, int threads)
+double fx_peak_cpu_isa(const fx_peaks *p, int isa, int threads)
 {
     int col = threads > 1 ? 1 : 0;
+    if (isa < 0 || isa > 2 || p->fma_gflops[isa][col] <= 0)
+        return 0;
+    /* all-cores figure measured at threads_all; scale for a partial thread count */
+    double v = p->fma_gflops[isa][col];
+    if (col && threads != p->threads_all && p->threads_all > 0)
+        v = p->fma_gflops[isa][0] * threads < v ? p->fma_gflops[isa][0] * threads : v;
+    return v;
+}
+
+double fx_peak_cpu(const fx_peaks *p, int threads)
+{
     for (int isa = 0; isa < 3; isa++)
-        if (p->fma_gflops[isa][col] > 0) {
-            /* all-cores figure measured at threads_all; scale for a partial thread count */
-            double v = p->fma_gflops[isa][col];
-            if (col && threads != p->threads_all && p->threads_all > 0)
-                v = p->fma_gflops[isa][0] * threads < v ? p->fma_gflops[isa][0] * threads : v;
-            return v;
-        }
+        if (p->fma_gflops[isa][threads > 1] > 0)
+            return fx_peak_cpu_isa(p, isa, threads);
     return 0;
 }

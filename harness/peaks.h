@@ -24,6 +24,8 @@ void fx_peaks_measure(fx_peaks *p, int threads_all, int quick);
 int fx_peak_plausible(double one, double all, int cores);
 /* The FMA peak of the best ISA here at this thread count (1 or all cores). */
 double fx_peak_cpu(const fx_peaks *p, int threads);
+/* The same for one ISA (an index of fx_isa_names); 0 when it was not measured (not supported). */
+double fx_peak_cpu_isa(const fx_peaks *p, int isa, int threads);
 
 /* Per-ISA FMA loops: each runs `iters` iterations of 12 independent FMA chains and returns a
  * value that depends on all of them. mul and add come from volatile storage at run time, so the

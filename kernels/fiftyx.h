@@ -187,6 +187,10 @@ typedef struct fx_backend {
     /* NULL: a CPU backend's kernels table is timed directly (fx_host_kernel_bench); a GPU backend
      * without hooks has no kernels suite. */
     const fx_kernel_bench *kernel_bench;
+    /* Optional, CPU backends: the instruction set whose FMA rate bounds its GEMMs here ("avx512",
+     * "avx2", "generic"), so that its rows are rated against that peak; NULL (or a NULL answer):
+     * the best this CPU has. */
+    const char *(*isa)(void);
 } fx_backend;
 
 /* The GPU, when the build has CUDA and the machine has a device (device 0). */

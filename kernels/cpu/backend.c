@@ -145,7 +145,8 @@ static const char *lacks(const fx_cpu_isa *isa)
     {                                                                                             \
         static char buf[320];                                                                     \
         return describe(isa_##id(), buf, sizeof buf);                                             \
-    }
+    }                                                                                             \
+    static const char *isa_name_##id(void) { return isa_##id() ? isa_##id()->name : NULL; }
 
 CPU_VARIANT(cpu, fx_cpu_isa_select(NULL), selected_why_not())
 CPU_VARIANT(avx512, &fx_cpu_isa_avx512, lacks(&fx_cpu_isa_avx512))
@@ -157,7 +158,7 @@ CPU_VARIANT(generic, &fx_cpu_isa_generic, NULL)
         .name = NAME, .device = FX_CPU, .summary = SUMMARY, .unavailable = unavailable_##id,      \
         .create = create_##id, .run = fx_cpu_run, .read_weights = fx_cpu_read_weights,            \
         .destroy = fx_cpu_destroy, .kernels = &kernels_##id, .gemm_bench = &gemm_bench_##id,      \
-        .describe = describe_##id, .hidden = HIDDEN,                                              \
+        .describe = describe_##id, .hidden = HIDDEN, .isa = isa_name_##id,                        \
     }
 
 const fx_backend fx_backend_cpu = CPU_BACKEND(
