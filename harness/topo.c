@@ -131,10 +131,24 @@ int fx_pin_threads(int threads, char *desc, size_t desc_len)
         if (!core || hwloc_set_cpubind(h, core->cpuset, HWLOC_CPUBIND_THREAD))
             failed++;
     }
-    if (failed)
+    if (failed) {
         snprintf(desc, desc_len, "unpinned (%d of %d threads could not be bound)", failed, threads);
-    else
-        snprintf(desc, desc_len, "%d OpenMP thread%s, one per core (hwloc), cores 0-%d", threads,
-                 threads == 1 ? "" : "s", (threads < cores ? threads : cores) - 1);
-    return failed ? -1 : 0;
+        return -1;
+    }
+    /* the operating system's numbers of the CPUs used (what taskset and /proc show), not hwloc's
+     * logical ones: under `taskset -c 1`, logical core 0 is CPU 1 */
+    hwloc_bitmap_t used = hwloc_bitmap_alloc();
+    char cpus[96] = "?";
+    if (used) {
+        for (int i = 0; i < threads && i < cores; i++) {
+            hwloc_obj_t core = hwloc_get_obj_by_type(h, HWLOC_OBJ_CORE, (unsigned)i);
+            if (core)
+                hwloc_bitmap_or(used, used, core->cpuset);
+        }
+        hwloc_bitmap_list_snprintf(cpus, sizeof cpus, used);
+        hwloc_bitmap_free(used);
+    }
+    snprintf(desc, desc_len, "%d OpenMP thread%s, one per core (hwloc), CPUs %s", threads, threads == 1 ? "" : "s",
+             cpus);
+    return 0;
 }

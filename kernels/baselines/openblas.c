@@ -216,8 +216,15 @@ static const char *ob_describe(void)
 {
     static char buf[320];
     use_threads();
-    snprintf(buf, sizeof buf, "%s; kernel %s; %d thread%s", openblas_get_config(), openblas_get_corename(),
-             openblas_get_num_threads(), openblas_get_num_threads() == 1 ? "" : "s");
+    const char *config = openblas_get_config();
+    int t = openblas_get_num_threads();
+    /* fiftyx pins OpenMP's threads; OpenBLAS's workers are its own pool, made at load time */
+    snprintf(buf, sizeof buf, "%s; kernel %s; %d thread%s%s", config, openblas_get_corename(), t, t == 1 ? "" : "s",
+             t == 1                             ? " (the calling thread, pinned by fiftyx)"
+             : strstr(config, "NO_AFFINITY") ? " (the calling thread pinned by fiftyx; OpenBLAS's own workers "
+                                               "unpinned, placed by the OS)"
+                                             : " (the calling thread pinned by fiftyx; OpenBLAS's own workers "
+                                               "bound by OpenBLAS)");
     return buf;
 }
 
