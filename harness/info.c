@@ -32,7 +32,8 @@ int fx_cmd_info(int argc, char **argv)
     printf("isa        %s (kernels: %s)\n", t.isa[0] ? t.isa : "none of avx2/avx512/fma",
            t.best_isa);
     if (t.mhz > 0)
-        printf("clock      %.0f MHz (nominal, /proc/cpuinfo)\n", t.mhz);
+        printf("clock      %.0f MHz (%s)%s\n", t.mhz, t.mhz_source,
+               t.scaling_enabled ? "; frequency scaling on (a cpufreq governor is not 'performance')" : "");
     printf("source     %s%s\n", fx_source_dir(),
            fx_source_dir_ok() ? "" : " (without the tutorial tensors: the tutorial size starts from random ones)");
 

@@ -191,10 +191,18 @@ static json_t *context(const fx_bench_run *run)
     json_object_set_new(fiftyx, "cases_done", json_integer(run->rows_done));
     json_object_set_new(fiftyx, "cases_total", json_integer(run->nrows));
 
-    return json_pack("{s:s, s:s, s:s, s:i, s:f, s:b, s:o, s:[f,f,f], s:s, s:i, s:o}", "date", date, "host_name", host,
+#ifdef __OPTIMIZE__
+#define LIBRARY_BUILD_TYPE "release"
+#else
+#define LIBRARY_BUILD_TYPE "debug"
+#endif
+    char version[160];
+    snprintf(version, sizeof version, "fiftyx %s", sha);
+    return json_pack("{s:s, s:s, s:s, s:i, s:f, s:b, s:o, s:[f,f,f], s:s, s:s, s:i, s:o}", "date", date, "host_name", host,
                      "executable", run->argv[0], "num_cpus", run->topo.pus, "mhz_per_cpu", run->topo.mhz,
-                     "cpu_scaling_enabled", 0, "caches", caches(&run->topo), "load_avg", load[0], load[1], load[2],
-                     "library_build_type", "release", "json_schema_version", 1, "fiftyx", fiftyx);
+                     "cpu_scaling_enabled", run->topo.scaling_enabled, "caches", caches(&run->topo), "load_avg", load[0], load[1], load[2],
+                     "library_build_type", LIBRARY_BUILD_TYPE, "library_version", version, "json_schema_version", 1,
+                     "fiftyx", fiftyx);
 }
 
 static const char *suite_name(const fx_bench_row *r)

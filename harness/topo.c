@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "topo.h"
 
 static hwloc_topology_t topo;
@@ -54,6 +55,33 @@ static double cpuinfo_mhz(void)
     return mhz;
 }
 
+/* The first line of a small file (sysfs), or "" */
+static void read_line(const char *path, char *buf, size_t len)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (!fgets(buf, (int)len, f))
+        buf[0] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    fclose(f);
+}
+
+/* Google Benchmark's cpu_scaling_enabled: a cpufreq governor other than "performance" on some
+ * CPU (no cpufreq at all, as in most VMs: not enabled) */
+static int scaling_enabled(int cpus)
+{
+    for (int i = 0; i < cpus; i++) {
+        char path[96], gov[64];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor", i);
+        read_line(path, gov, sizeof gov);
+        if (gov[0] && strcmp(gov, "performance"))
+            return 1;
+    }
+    return 0;
+}
+
 int fx_topo_read(fx_topo *t)
 {
     memset(t, 0, sizeof *t);
@@ -70,7 +98,17 @@ int fx_topo_read(fx_topo *t)
     hwloc_obj_t pkg = hwloc_get_obj_by_type(h, HWLOC_OBJ_PACKAGE, 0);
     const char *model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
     snprintf(t->cpu_model, sizeof t->cpu_model, "%s", model ? model : "unknown");
-    t->mhz = cpuinfo_mhz();
+    char khz[64];
+    read_line("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", khz, sizeof khz);
+    if (atof(khz) > 0) {
+        t->mhz = atof(khz) / 1000;
+        t->mhz_source = "cpufreq cpuinfo_max_freq";
+    } else {
+        t->mhz = cpuinfo_mhz();
+        t->mhz_source = "/proc/cpuinfo cpu MHz";
+    }
+    long conf = sysconf(_SC_NPROCESSORS_CONF); /* every CPU of the machine, as Google Benchmark looks */
+    t->scaling_enabled = scaling_enabled(conf > 0 ? (int)conf : 1);
 
     __builtin_cpu_init();
     static const char *const feats[] = {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma"};

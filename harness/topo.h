@@ -10,7 +10,10 @@ typedef struct {
     char cpu_model[128];
     char isa[64];   /* "avx512f avx512bw ... avx2 fma" as supported here */
     char best_isa[16]; /* avx512 | avx2 | generic */
-    double mhz;     /* nominal, from /proc/cpuinfo when hwloc has none; 0 if unknown */
+    double mhz;     /* the CPU's clock in MHz (0 if unknown), from mhz_source */
+    const char *mhz_source; /* "cpufreq cpuinfo_max_freq" (nominal maximum) or "/proc/cpuinfo cpu MHz"
+                             * (the clock when read; a VM reports a fixed figure) */
+    int scaling_enabled;    /* Google Benchmark's rule: some CPU's cpufreq governor is not "performance" */
 } fx_topo;
 
 int fx_topo_read(fx_topo *t);

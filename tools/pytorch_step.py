@@ -219,6 +219,33 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def cpu_clock():
+    """As fiftyx bench reads them: the clock in MHz (cpufreq's nominal maximum, else /proc/cpuinfo's
+    cpu MHz; 0 if unknown) and Google Benchmark's cpu_scaling_enabled (a governor other than
+    'performance' on some CPU)."""
+    mhz = 0.0
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            mhz = float(f.read().strip()) / 1000
+    except (OSError, ValueError):
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("cpu MHz"):
+                        mhz = float(line.split(":", 1)[1])
+                        break
+        except (OSError, ValueError):
+            pass
+    scaling = False
+    for i in range(os.cpu_count() or 1):
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{i}/cpufreq/scaling_governor") as f:
+                scaling = scaling or f.read().strip() != "performance"
+        except OSError:
+            pass
+    return mhz, scaling
+
+
 def git_version():
     """As fiftyx bench records it: FIFTYX_GIT_SHA (trees copied without .git), else the source
     tree's HEAD, 12 hex digits, with -dirty when tracked files differ from it; "unknown" without git."""
@@ -325,11 +352,12 @@ def main(argv):
             p = torch.cuda.get_device_properties(0)
             gpu_info = {"name": p.name, "sms": p.multi_processor_count, "cc": f"{p.major}.{p.minor}",
                         "memory_gib": p.total_memory / 2**30}
+        mhz, scaling = cpu_clock()
         doc = {
             "context": {
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host_name": socket.gethostname(),
-                "executable": "tools/pytorch_step.py", "num_cpus": ncpu, "mhz_per_cpu": 0, "cpu_scaling_enabled": False,
-                "caches": [], "load_avg": list(os.getloadavg()), "library_build_type": "release", "json_schema_version": 1,
+                "executable": "tools/pytorch_step.py", "num_cpus": ncpu, "mhz_per_cpu": mhz, "cpu_scaling_enabled": scaling,
+                "caches": [], "load_avg": list(os.getloadavg()), "library_build_type": "release", "library_version": f"PyTorch {torch.__version__}", "json_schema_version": 1,
                 "fiftyx": {"schema_version": SCHEMA_VERSION, "cpu_model": cpu_model(), "threads_all": max(threads),
                            "git": git,
                            "gpu": gpu_info, "peer": f"PyTorch {torch.__version__}", "quick": quick,
