@@ -22,7 +22,7 @@ FX_PKGS := hwloc jansson openblas
 
 # Install missing libraries before anything is compiled (not for `make clean`).
 ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
-ifneq ($(shell pkg-config --exists $(FX_PKGS) 2>/dev/null && command -v gnuplot >/dev/null && echo ok),ok)
+ifneq ($(shell pkg-config --exists $(FX_PKGS) 2>/dev/null && command -v gnuplot >/dev/null && command -v python3 >/dev/null && echo ok),ok)
 $(info fiftyx: missing libraries or tools; running tools/install-deps)
 ifneq ($(shell tools/install-deps 1>&2; echo $$?),0)
 $(error tools/install-deps failed: install the packages it names, then run make again)
