@@ -292,58 +292,61 @@ static void run_step_row(bench_ctx *bc, fx_bench_row *row)
     fx_init_free(&init);
 }
 
-static double median_of(double *v, int n)
-{
-    for (int a = 1; a < n; a++) /* insertion sort: n is small */
-        for (int b = a; b > 0 && v[b - 1] > v[b]; b--) {
-            double x = v[b];
-            v[b] = v[b - 1];
-            v[b - 1] = x;
-        }
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+/* The code a backend's losses come from: backends of one family share it (cpu and its forced-ISA
+ * variants share the step and the loop nest; cuda, cublas and cuda-persistent the loss and SGD
+ * kernels), so their agreement proves little. */
+static const char *family(const fx_backend *b) { return b->family ? b->family : b->name; }
 
-/* Whether row q may vote on row r's losses: a step row of another backend at r's size that ran
+/* Whether row q may vote on row r's losses: a step row of another family at r's size that ran
  * and has finite first losses. */
 static int can_vote(const fx_bench_row *q, const fx_bench_row *r)
 {
     return q->suite == FX_SUITE_STEP && q->status == FX_ROW_RAN && q->have_loss && !strcmp(q->size, r->size) &&
-           strcmp(q->b->name, r->b->name) && isfinite(q->loss[0]) && isfinite(q->loss[1]);
+           strcmp(family(q->b), family(r->b)) && isfinite(q->loss[0]) && isfinite(q->loss[1]);
 }
 
+/* |x - ref| / |ref|, NaN when either is NaN */
+static double rel_err(double x, double ref) { return fabs(x - ref) / fabs(ref); }
+
 /* bench.h. Where the reference was too costly: a row's first two losses (the forward pass, then
- * the forward pass after one backward and update) must agree with the median of the OTHER
- * backends' at that size — one vote per backend (its first voting row there), never the row's
- * own backend at another thread count, which runs the same code. */
+ * the forward pass after one backward and update) are put to a vote of one row per family at
+ * that size — the row itself for its own family, the first voting row of each other family —
+ * and the row is validated when, with at least one other family there, more than half of the
+ * votes agree with it within LOSS_RTOL on both losses (three families, one wrong: the two right
+ * ones pass, the wrong one fails; two that disagree: neither passes). */
 void fx_bench_validate_by_agreement(fx_bench_run *run)
 {
     for (int i = 0; i < run->nrows; i++) {
         fx_bench_row *r = &run->rows[i];
         if (r->suite != FX_SUITE_STEP || r->status != FX_ROW_RAN || strcmp(r->validation, "pending agreement"))
             continue;
-        double v0[128], v1[128];
-        int n = 0;
-        for (int j = 0; j < run->nrows && n < 128; j++) {
+        int others = 0, agree = 0;
+        double worst_agreeing = 0;
+        for (int j = 0; j < run->nrows; j++) {
             const fx_bench_row *q = &run->rows[j];
-            int first = can_vote(q, r); /* and this backend has not voted yet */
+            int first = can_vote(q, r); /* and its family has not voted yet */
             for (int k = 0; k < j && first; k++)
-                first = !(can_vote(&run->rows[k], r) && !strcmp(run->rows[k].b->name, q->b->name));
-            if (first) {
-                v0[n] = q->loss[0];
-                v1[n++] = q->loss[1];
+                first = !(can_vote(&run->rows[k], r) && !strcmp(family(run->rows[k].b), family(q->b)));
+            if (!first)
+                continue;
+            others++;
+            double e0 = rel_err(r->loss[0], q->loss[0]), e1 = rel_err(r->loss[1], q->loss[1]);
+            double e = isnan(e0) || e0 > e1 ? e0 : e1;
+            if (e <= LOSS_RTOL) {
+                agree++;
+                worst_agreeing = e > worst_agreeing ? e : worst_agreeing;
             }
         }
-        if (n < 1) {
+        if (others < 1) {
             snprintf(r->validation, sizeof r->validation,
-                     "not validated: the reference is over budget here and no other backend ran");
+                     "not validated: the reference is over budget here and no other backend family ran");
             continue;
         }
-        double m0 = median_of(v0, n), m1 = median_of(v1, n);
-        double e0 = fabs(r->loss[0] - m0) / fabs(m0), e1 = fabs(r->loss[1] - m1) / fabs(m1);
-        r->max_rel_err = isnan(e0) || e0 > e1 ? e0 : e1; /* NaN stays NaN: never validated */
-        r->validated = r->max_rel_err <= LOSS_RTOL;
-        snprintf(r->validation, sizeof r->validation, "agreement: first 2 losses vs the median of %d other backend%s", n,
-                 n > 1 ? "s" : "");
+        r->validated = 2 * (1 + agree) > 1 + others;
+        r->max_rel_err = r->validated ? worst_agreeing : NAN;
+        snprintf(r->validation, sizeof r->validation,
+                 "agreement: first 2 losses agree with %d of %d other backend famil%s", agree, others,
+                 others > 1 ? "ies" : "y");
     }
 }
 
@@ -709,9 +712,12 @@ void fx_bench_set_peak(const fx_bench_run *run, fx_bench_row *r)
         /* a backend bound to one ISA (cpu-avx2, cpu-generic, FIFTYX_ISA) against that ISA's rate,
          * when it is not the best here */
         const char *isa = r->b->isa ? r->b->isa() : NULL;
+        int best = 0; /* the ISA fx_peak_cpu took: the first measured */
+        while (best < 2 && fx_peak_cpu_isa(&run->peaks, best, r->threads) <= 0)
+            best++;
         for (int i = 0; isa && i < 3; i++) {
             double v = fx_peak_cpu_isa(&run->peaks, i, r->threads);
-            if (!strcmp(isa, fx_isa_names[i]) && v > 0 && v != r->peak_gflops) {
+            if (!strcmp(isa, fx_isa_names[i]) && v > 0 && i != best) {
                 static const char *const names[3][2] = {{"cpu_fma_avx512_1_thread", "cpu_fma_avx512_all_cores"},
                                                         {"cpu_fma_avx2_1_thread", "cpu_fma_avx2_all_cores"},
                                                         {"cpu_fma_generic_1_thread", "cpu_fma_generic_all_cores"}};

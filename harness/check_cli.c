@@ -715,15 +715,19 @@ static void check_row_peaks(fx_check *c)
             snprintf(why, sizeof why, "%s on %d thread(s): %g GFLOP/s (%s), want %g (%s)", cases[i].backend,
                      cases[i].threads, r.peak_gflops, r.peak_name ? r.peak_name : "-", cases[i].want, cases[i].name);
     }
-    fx_report(c, *why ? FX_FAIL : FX_PASS, "bench/row_peaks_per_isa", *why ? "%s" : NULL, why);
+    if (*why)
+        fx_report(c, FX_FAIL, "bench/row_peaks_per_isa", "%s", why);
+    else
+        fx_report(c, FX_PASS, "bench/row_peaks_per_isa", NULL);
 }
 
 /* Validation by agreement (the step rows whose reference is over budget): the first two losses
- * against the median of the other backends, one vote per backend, never the row's own. */
+ * put to a vote of one row per backend family, never the row's own family twice. */
 static void check_agreement(fx_check *c)
 {
     static const fx_backend b1 = {"agree-a", FX_CPU, ""}, b2 = {"agree-b", FX_CPU, ""}, b3 = {"agree-c", FX_CPU, ""},
-                            b4 = {"agree-d", FX_GPU, ""};
+                            b4 = {"agree-d", FX_GPU, ""}, f1 = {.name = "agree-f1", .family = "agree-f"},
+                            f2 = {.name = "agree-f2", .family = "agree-f"};
     const double L0 = 9.0e12, L1 = 9.1e12;
     struct {
         const fx_backend *b;
@@ -748,6 +752,19 @@ static void check_agreement(fx_check *c)
         {&b1, 1, "4x4x4x4", L0, L1, 1},
         {&b2, 1, "4x4x4x4", L0, L1, 1},
         {&b3, 1, "4x4x4x4", NAN, L1, 0},
+        /* three, one wrong: the two right ones pass (a median of the two others would not) */
+        {&b1, 1, "5x5x5x5", L0, L1, 1},
+        {&b2, 1, "5x5x5x5", L0, L1, 1},
+        {&b4, 0, "5x5x5x5", L0, L1 * 1.01, 0},
+        /* one wrong backend at three thread counts has one vote, not three */
+        {&b1, 1, "6x6x6x6", L0, L1 * 1.01, 0},
+        {&b1, 2, "6x6x6x6", L0, L1 * 1.01, 0},
+        {&b1, 4, "6x6x6x6", L0, L1 * 1.01, 0},
+        {&b2, 1, "6x6x6x6", L0, L1, 1},
+        {&b3, 1, "6x6x6x6", L0, L1, 1},
+        /* two backends of one family (shared code): no independent vote */
+        {&f1, 1, "7x7x7x7", L0, L1, 0},
+        {&f2, 1, "7x7x7x7", L0, L1, 0},
     };
     enum { NR = sizeof rows / sizeof rows[0] };
     static fx_bench_run run;

@@ -2,6 +2,7 @@
  * its tools/compare.py reads it), our fields beside theirs, and a speedups section. Written
  * atomically through jansson. Field names follow benchmark's docs/json_format.md. */
 #include <fcntl.h>
+#include <math.h>
 #include <jansson.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -205,6 +206,10 @@ static json_t *context(const fx_bench_run *run)
                      "fiftyx", fiftyx);
 }
 
+/* A number where one may be non-finite (a NaN loss, an error against one): JSON has no NaN, and
+ * jansson's json_real refuses it (json_pack would then drop the whole object): null instead. */
+static json_t *number_or_null(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
 static const char *suite_name(const fx_bench_row *r)
 {
     return r->suite == FX_SUITE_STEP ? "step" : r->suite == FX_SUITE_GEMM ? "gemm" : "kernels";
@@ -240,19 +245,19 @@ static json_t *benchmarks(const fx_bench_run *run)
             "time_unit", "us");
         index++;
         json_object_update_new(
-            o, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:s, s:f, s:b, s:s, s:f, s:I, s:f}",
+            o, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:s, s:f, s:b, s:s, s:o, s:I, s:f}",
                          "suite", suite_name(r), "backend", r->b->name, "device",
                          r->b->device == FX_GPU ? "gpu" : "cpu", "size", r->size, "cpu_threads", r->threads,
                          "flops_per_iteration", r->flops, "gflops", r->gflops, "min_time", r->t.min * us, "max_time",
                          r->t.max * us, "peak_gflops", r->peak_gflops, "peak", r->peak_name ? r->peak_name : "",
                          "pct_peak", r->peak_gflops > 0 ? 100 * r->gflops / r->peak_gflops : 0.0, "validated",
-                         r->validated, "validation", r->validation, "max_rel_err", r->max_rel_err,
+                         r->validated, "validation", r->validation, "max_rel_err", number_or_null(r->max_rel_err),
                          "iterations_per_repetition", (json_int_t)r->t.iters_per_rep, "case_wall_s", r->t.wall));
         json_object_set_new(o, "config", json_string(r->config));
         if (r->suite == FX_SUITE_STEP) {
             json_object_set_new(o, "lr", json_real(r->lr));
             json_object_set_new(o, "sync_every_step", json_boolean(r->sync_every_step));
-            json_object_set_new(o, "first_losses", json_pack("[f,f]", r->loss[0], r->loss[1]));
+            json_object_set_new(o, "first_losses", json_pack("[o,o]", number_or_null(r->loss[0]), number_or_null(r->loss[1])));
         } else if (r->suite == FX_SUITE_GEMM) {
             json_object_set_new(o, "op", json_string(op_names[r->op]));
             json_object_set_new(o, "note", json_string(r->note));
@@ -263,7 +268,7 @@ static json_t *benchmarks(const fx_bench_run *run)
              * sampled elements); loss_grad and sgd_w1 are checked element by element, pass or fail */
             json_object_del(o, "max_rel_err");
             if (r->kind == FX_KERNEL_GEMM)
-                json_object_set_new(o, "worst_error_over_tolerance", json_real(r->max_rel_err));
+                json_object_set_new(o, "worst_error_over_tolerance", number_or_null(r->max_rel_err));
             json_object_update_new(o, json_pack("{s:s, s:s, s:s, s:s, s:f, s:f}", "kernel", r->kernel, "computes",
                                                 r->kernel_what, "kind", kind_names[r->kind], "shape", r->shape,
                                                 "bytes_per_iteration", r->bytes, "gbs", r->gbs));

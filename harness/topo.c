@@ -1,4 +1,5 @@
 /* topo.c — see topo.h. hwloc for the topology and binding; cpuid (via gcc) for the ISA. */
+#include <dirent.h>
 #include <hwloc.h>
 #include <omp.h>
 #include <stdio.h>
@@ -69,17 +70,25 @@ static void read_line(const char *path, char *buf, size_t len)
 }
 
 /* Google Benchmark's cpu_scaling_enabled: a cpufreq governor other than "performance" on some
- * CPU (no cpufreq at all, as in most VMs: not enabled) */
-static int scaling_enabled(int cpus)
+ * CPU — every cpuN of sysfs, whatever the numbering (no cpufreq at all, as in most VMs: not
+ * enabled) */
+static int scaling_enabled(void)
 {
-    for (int i = 0; i < cpus; i++) {
-        char path[96], gov[64];
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor", i);
-        read_line(path, gov, sizeof gov);
-        if (gov[0] && strcmp(gov, "performance"))
-            return 1;
-    }
-    return 0;
+    DIR *d = opendir("/sys/devices/system/cpu");
+    if (!d)
+        return 0;
+    int on = 0;
+    struct dirent *e;
+    while (!on && (e = readdir(d)))
+        if (!strncmp(e->d_name, "cpu", 3) && e->d_name[3] >= '0' && e->d_name[3] <= '9' &&
+            strspn(e->d_name + 3, "0123456789") == strlen(e->d_name + 3)) {
+            char path[320], gov[64];
+            snprintf(path, sizeof path, "/sys/devices/system/cpu/%.200s/cpufreq/scaling_governor", e->d_name);
+            read_line(path, gov, sizeof gov);
+            on = gov[0] && strcmp(gov, "performance");
+        }
+    closedir(d);
+    return on;
 }
 
 int fx_topo_read(fx_topo *t)
@@ -98,17 +107,24 @@ int fx_topo_read(fx_topo *t)
     hwloc_obj_t pkg = hwloc_get_obj_by_type(h, HWLOC_OBJ_PACKAGE, 0);
     const char *model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
     snprintf(t->cpu_model, sizeof t->cpu_model, "%s", model ? model : "unknown");
-    char khz[64];
-    read_line("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", khz, sizeof khz);
-    if (atof(khz) > 0) {
+    /* the nominal clock where cpufreq gives it (intel_pstate: base_frequency); its maximum (turbo
+     * included, under intel_pstate and amd-pstate) otherwise; else /proc/cpuinfo */
+    static const struct {
+        const char *file, *source;
+    } freq[] = {{"base_frequency", "cpufreq base_frequency (nominal)"},
+                {"cpuinfo_max_freq", "cpufreq cpuinfo_max_freq (maximum, turbo included)"}};
+    for (size_t i = 0; i < sizeof freq / sizeof freq[0] && t->mhz <= 0; i++) {
+        char path[128], khz[64];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cpufreq/%s", freq[i].file);
+        read_line(path, khz, sizeof khz);
         t->mhz = atof(khz) / 1000;
-        t->mhz_source = "cpufreq cpuinfo_max_freq";
-    } else {
+        t->mhz_source = freq[i].source;
+    }
+    if (t->mhz <= 0) {
         t->mhz = cpuinfo_mhz();
         t->mhz_source = "/proc/cpuinfo cpu MHz";
     }
-    long conf = sysconf(_SC_NPROCESSORS_CONF); /* every CPU of the machine, as Google Benchmark looks */
-    t->scaling_enabled = scaling_enabled(conf > 0 ? (int)conf : 1);
+    t->scaling_enabled = scaling_enabled();
 
     __builtin_cpu_init();
     static const char *const feats[] = {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma"};
@@ -186,7 +202,11 @@ int fx_pin_threads(int threads, char *desc, size_t desc_len)
         hwloc_bitmap_list_snprintf(cpus, sizeof cpus, used);
         hwloc_bitmap_free(used);
     }
-    snprintf(desc, desc_len, "%d OpenMP thread%s, one per core (hwloc), CPUs %s", threads, threads == 1 ? "" : "s",
-             cpus);
+    if (threads <= cores)
+        snprintf(desc, desc_len, "%d OpenMP thread%s, one per core (hwloc), CPUs %s", threads, threads == 1 ? "" : "s",
+                 cpus);
+    else
+        snprintf(desc, desc_len, "%d OpenMP threads on %d cores (hwloc: thread i on core i mod %d), CPUs %s", threads,
+                 cores, cores, cpus);
     return 0;
 }

@@ -11,8 +11,8 @@ typedef struct {
     char isa[64];   /* "avx512f avx512bw ... avx2 fma" as supported here */
     char best_isa[16]; /* avx512 | avx2 | generic */
     double mhz;     /* the CPU's clock in MHz (0 if unknown), from mhz_source */
-    const char *mhz_source; /* "cpufreq cpuinfo_max_freq" (nominal maximum) or "/proc/cpuinfo cpu MHz"
-                             * (the clock when read; a VM reports a fixed figure) */
+    const char *mhz_source; /* cpufreq's base_frequency (nominal) or cpuinfo_max_freq (maximum), or
+                             * /proc/cpuinfo's cpu MHz (the clock when read; a VM's is fixed) */
     int scaling_enabled;    /* Google Benchmark's rule: some CPU's cpufreq governor is not "performance" */
 } fx_topo;
 

@@ -59,8 +59,13 @@ int fx_host_gemm_create(const void *ctx, fx_op op, long m, long n, long k, int n
     for (int s = 0; g->c && s < nsets; s++) {
         if (!(g->c[s] = aligned_alloc(64, bytes)))
             break;
-        for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
-            g->c[s][i] = NAN; /* a set no product wrote fails validation */
+        /* NaN: a set no product wrote fails validation. Filled by all threads, as the GEMMs will
+         * write it, so that its pages are first touched on their NUMA nodes. */
+        float *c = g->c[s];
+        long mn = m * n;
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < mn; i++)
+            c[i] = NAN;
     }
     if (!g->c || !g->c[nsets - 1]) {
         fx_host_gemm_destroy(g);

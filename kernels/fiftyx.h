@@ -88,7 +88,7 @@ typedef struct {
  * `iters` products back to back, rotating over the sets from where the previous run() call
  * stopped (so that operands which fit in a cache are not re-used hot, even when every call
  * makes one product), and returns the elapsed seconds measured with the backend's own clock
- * (CUDA events on a GPU). */
+ * (CUDA events on a GPU). One caller per handle at a time (run() is not reentrant). */
 typedef struct {
     int (*create)(fx_op op, long m, long n, long k, int nsets, const float *const *a,
                   const float *const *b, void **handle, fx_err *e);
@@ -191,6 +191,9 @@ typedef struct fx_backend {
      * "avx2", "generic"), so that its rows are rated against that peak; NULL (or a NULL answer):
      * the best this CPU has. */
     const char *(*isa)(void);
+    /* Optional: backends that share the code their losses come from carry one family name
+     * (validation by agreement takes one vote per family); NULL: the backend's own name. */
+    const char *family;
 } fx_backend;
 
 /* The GPU, when the build has CUDA and the machine has a device (device 0). */

@@ -16,6 +16,7 @@ Validation: the first loss against a float64 evaluation of the same forward pass
 Timing: warm-up, repetitions of up to 500 steps until 0.5 s (at least 5), median per step;
 CUDA events on the GPU. Bad arguments (checked before torch is imported) or no torch: one line on
 stderr, exit 2. The results file is written atomically after each size."""
+import glob
 import json
 import math
 import os
@@ -220,14 +221,19 @@ def cpu_model():
 
 
 def cpu_clock():
-    """As fiftyx bench reads them: the clock in MHz (cpufreq's nominal maximum, else /proc/cpuinfo's
-    cpu MHz; 0 if unknown) and Google Benchmark's cpu_scaling_enabled (a governor other than
-    'performance' on some CPU)."""
+    """As fiftyx bench reads them: the clock in MHz (cpufreq's base_frequency, the nominal one,
+    else its cpuinfo_max_freq, else /proc/cpuinfo's cpu MHz; 0 if unknown) and Google Benchmark's
+    cpu_scaling_enabled (a governor other than 'performance' on some CPU of sysfs)."""
     mhz = 0.0
-    try:
-        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
-            mhz = float(f.read().strip()) / 1000
-    except (OSError, ValueError):
+    for name in ("base_frequency", "cpuinfo_max_freq"):
+        try:
+            with open(f"/sys/devices/system/cpu/cpu0/cpufreq/{name}") as f:
+                mhz = float(f.read().strip()) / 1000
+        except (OSError, ValueError):
+            mhz = 0.0
+        if mhz > 0:
+            break
+    if mhz <= 0:
         try:
             with open("/proc/cpuinfo") as f:
                 for line in f:
@@ -235,11 +241,11 @@ def cpu_clock():
                         mhz = float(line.split(":", 1)[1])
                         break
         except (OSError, ValueError):
-            pass
+            mhz = 0.0
     scaling = False
-    for i in range(os.cpu_count() or 1):
+    for gov in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor"):
         try:
-            with open(f"/sys/devices/system/cpu/cpu{i}/cpufreq/scaling_governor") as f:
+            with open(gov) as f:
                 scaling = scaling or f.read().strip() != "performance"
         except OSError:
             pass

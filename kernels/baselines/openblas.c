@@ -221,6 +221,7 @@ static const char *ob_describe(void)
     /* fiftyx pins OpenMP's threads; OpenBLAS's workers are its own pool, made at load time */
     snprintf(buf, sizeof buf, "%s; kernel %s; %d thread%s%s", config, openblas_get_corename(), t, t == 1 ? "" : "s",
              t == 1                             ? " (the calling thread, pinned by fiftyx)"
+             : strstr(config, "USE_OPENMP")  ? " (OpenMP threads, pinned by fiftyx)"
              : strstr(config, "NO_AFFINITY") ? " (the calling thread pinned by fiftyx; OpenBLAS's own workers "
                                                "unpinned, placed by the OS)"
                                              : " (the calling thread pinned by fiftyx; OpenBLAS's own workers "

@@ -159,6 +159,7 @@ CPU_VARIANT(generic, &fx_cpu_isa_generic, NULL)
         .create = create_##id, .run = fx_cpu_run, .read_weights = fx_cpu_read_weights,            \
         .destroy = fx_cpu_destroy, .kernels = &kernels_##id, .gemm_bench = &gemm_bench_##id,      \
         .describe = describe_##id, .hidden = HIDDEN, .isa = isa_name_##id,                        \
+        .family = "cpu", /* the variants share step.c and gemm.c: one vote by agreement */       \
     }
 
 const fx_backend fx_backend_cpu = CPU_BACKEND(

@@ -55,7 +55,7 @@ const fx_cpu_isa fx_cpu_isa_avx2 = {
     has_avx2, fx_cpu_tile_avx2, fx_cpu_loss_grad_avx2, fx_cpu_sgd_avx2,
 };
 const fx_cpu_isa fx_cpu_isa_generic = {
-    "generic", "4x8 portable C (vectorised by the compiler for the baseline ISA)",
+    "generic", "4x8 portable C in GNU C 4-float vectors (SSE2, the x86-64 baseline)",
     4, 8, 256, 256, 1024, 128 << 10, 128,
     always, fx_cpu_tile_generic, fx_cpu_loss_grad_generic, fx_cpu_sgd_generic,
 };

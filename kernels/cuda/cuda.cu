@@ -286,4 +286,7 @@ extern "C" const fx_backend fx_backend_cuda = {
     .describe = cuda_describe,
     .hidden = 0,
     .kernel_bench = &cuda_kernel_bench,
+    // one family for validation by agreement: the three GPU backends share the loss and SGD
+    // kernels of common.cu (and its device plumbing), so their agreement proves little
+    .family = "cuda",
 };

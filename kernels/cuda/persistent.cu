@@ -259,4 +259,7 @@ extern "C" const fx_backend fx_backend_cuda_persistent = {
     .gemm_bench = nullptr,
     .describe = pers_describe,
     .hidden = 0,
+    // one family for validation by agreement: the three GPU backends share the loss and SGD
+    // kernels of common.cu (and its device plumbing), so their agreement proves little
+    .family = "cuda",
 };
