@@ -56,8 +56,12 @@ int fx_cmd_info(int argc, char **argv)
             if (p.fma_gflops[isa][0] > 0)
                 printf("peak       FMA %-7s %7.1f GFLOP/s on 1 thread, %7.1f on %d\n", fx_isa_names[isa],
                        p.fma_gflops[isa][0], p.fma_gflops[isa][1], p.threads_all);
-        printf("peak       triad     %7.1f GB/s on 1 thread, %7.1f on %d\n", p.triad_gbs[0], p.triad_gbs[1],
+        printf("peak       triad     %7.1f GB/s on 1 thread, %7.1f on %d (memory)\n", p.triad_gbs[0], p.triad_gbs[1],
                p.threads_all);
+        if (p.triad_l2_gbs[0] > 0)
+            printf("peak       triad     %7.1f GB/s on 1 thread, %7.1f on %d (in L2: %ld KiB per thread)\n",
+                   p.triad_l2_gbs[0], p.triad_l2_gbs[1], p.threads_all, p.l2_bytes / 2 >> 10);
+
         if (p.cpu_note[0])
             printf("warning    %s\n", p.cpu_note);
         if (p.gpu)

@@ -78,6 +78,75 @@ static double triad_rate(int threads, size_t n, int tries)
     return best;
 }
 
+/* One pass of each triad, compiled for the widest vectors here (in cache, SSE2's 16-byte loads
+ * would bound it below what the kernels' AVX-512 loops reach; in memory it makes no difference). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void triad_pass(float *restrict a,
+                                                                                    const float *restrict b,
+                                                                                    const float *restrict c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = b[i] + 3.0f * c[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void update_pass(float *restrict a,
+                                                                                     const float *restrict b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] += 3.0f * b[i];
+}
+
+/* The triad on data that stays in a cache: `threads` threads, each on its own 3 arrays of n
+ * floats, `passes` passes per timing (one pass of a few microseconds would time the fork). */
+static double triad_cached_rate(int threads, size_t n, int tries, int passes, int in_place)
+{
+    double best = 0;
+    for (int t = 0; t < tries; t++) {
+        double dt = 0;
+        int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : failed)
+        {
+            float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+            if (a && b && c) {
+                for (size_t i = 0; i < n; i++)
+                    a[i] = 0, b[i] = 1, c[i] = 2;
+                triad_pass(a, b, c, n); /* warm: in this thread's caches */
+#pragma omp barrier
+#pragma omp master
+                dt = -fx_wall_seconds();
+                for (int q = 0; q < passes; q++) {
+                    if (in_place) /* an update in place, as SGD's w -= lr·g: a read, b read, a written */
+                        update_pass(a, b, n);
+                    else
+                        triad_pass(a, b, c, n);
+                    __asm__ volatile("" : : "r"(a) : "memory"); /* every pass stores */
+                }
+#pragma omp barrier
+#pragma omp master
+                dt += fx_wall_seconds();
+                sink += a[n / 2];
+            } else {
+                failed++;
+            }
+            free(a);
+            free(b);
+            free(c);
+        }
+        /* STREAM's count, 12 bytes an element either way (the in-place form has no write-allocate
+         * read of a separate output: SGD's traffic) */
+        double rate = failed || dt <= 0 ? 0 : 3.0 * sizeof(float) * (double)n * passes * threads / dt * 1e-9;
+        best = rate > best ? rate : best;
+    }
+    return best;
+}
+
+double fx_triad_hot_gbs(int threads, double bytes, int in_place)
+{
+    size_t n = (size_t)(bytes / 12 / threads);
+    n = n < 16 ? 16 : n;
+    int passes = (int)(64e6 / (12.0 * (double)n)) + 1; /* ~64 MB moved per thread and timing */
+    return triad_cached_rate(threads, n, 3, passes, in_place);
+}
+
 void fx_peaks_measure(fx_peaks *p, int threads_all, int quick)
 {
     memset(p, 0, sizeof *p);
@@ -113,6 +182,13 @@ void fx_peaks_measure(fx_peaks *p, int threads_all, int quick)
     size_t n = (size_t)(quick ? 8 : 32) << 20; /* 3 arrays of 32 Mi floats: 384 MiB, beyond any L3 */
     p->triad_gbs[0] = triad_rate(1, n, quick ? 2 : 4);
     p->triad_gbs[1] = triad_rate(threads_all, n, quick ? 2 : 4);
+    /* the triad in L2: half of a core's L2 per thread (when hwloc knows its size) */
+    fx_topo t;
+    if (fx_topo_read(&t) == 0 && t.l2_bytes > 0) {
+        p->l2_bytes = t.l2_bytes;
+        p->triad_l2_gbs[0] = fx_triad_hot_gbs(1, (double)t.l2_bytes / 2, 0);
+        p->triad_l2_gbs[1] = fx_triad_hot_gbs(threads_all, (double)t.l2_bytes / 2 * threads_all, 0);
+    }
     p->gpu = fx_gpu_peaks(&p->gpu_ffma_gflops, &p->gpu_copy_gbs, p->gpu_note, sizeof p->gpu_note) == 0;
 }
 

@@ -4,7 +4,10 @@
 
 typedef struct {
     double fma_gflops[3][2]; /* [isa: avx512, avx2, generic][1 thread, all cores]; 0 = not run */
-    double triad_gbs[2];     /* STREAM-triad-like bandwidth, 1 thread and all cores */
+    double triad_gbs[2];     /* STREAM-triad-like bandwidth, 1 thread and all cores (memory) */
+    /* the same triad on each thread's own arrays in half of its core's L2 (l2_bytes per core) */
+    double triad_l2_gbs[2];
+    long l2_bytes;
     int threads_all;
     int gpu; /* 1 when the GPU figures were measured */
     double gpu_ffma_gflops, gpu_copy_gbs;
@@ -21,6 +24,11 @@ extern const char *const fx_isa_names[3];
 void fx_peaks_measure(fx_peaks *p, int threads_all, int quick);
 /* Whether an all-cores FMA figure measured on `cores` cores is believable beside the one-thread
  * figure `one`. */
+/* The triad on `bytes` (3 arrays in all, shared out among `threads` threads, each its own) kept
+ * hot: the bandwidth bound of an elementwise kernel that moves as many bytes on operands left
+ * resident (the kernels suite), whichever cache or memory holds them. in_place: a += s·b (two
+ * arrays, as SGD's update) instead of a = b + s·c. GB/s (12 bytes an element), best of 3. */
+double fx_triad_hot_gbs(int threads, double bytes, int in_place);
 int fx_peak_plausible(double one, double all, int cores);
 /* The FMA peak of the best ISA here at this thread count (1 or all cores). */
 double fx_peak_cpu(const fx_peaks *p, int threads);

@@ -151,7 +151,13 @@ static json_t *context(const fx_bench_run *run)
                               p->threads_all, "cpu_triad_gbs", "1_thread", p->triad_gbs[0], "all_cores",
                               p->triad_gbs[1], "method",
                               "FMA: 12 independent chains per thread, best of 3; triad: a=b+s*c over 3 arrays "
-                              "far beyond L3, STREAM's byte count, best of several");
+                              "far beyond L3, STREAM's byte count, best of several; cpu_triad_l2_gbs: the same on "
+                              "each thread's own arrays in half its core's L2, hot; elementwise kernels rows: the "
+                              "triad on as many bytes as the row moves, hot, on its threads (peak cpu_triad_hot)");
+    if (p->triad_l2_gbs[0] > 0)
+        json_object_set_new(peaks, "cpu_triad_l2_gbs",
+                            json_pack("{s:f, s:f, s:I}", "1_thread", p->triad_l2_gbs[0], "all_cores", p->triad_l2_gbs[1],
+                                      "bytes_per_thread", (json_int_t)(p->l2_bytes / 2)));
     if (p->cpu_note[0])
         json_object_set_new(peaks, "cpu_note", json_string(p->cpu_note));
     if (p->gpu)

@@ -226,7 +226,8 @@ CONTEXT = {"date": text, "num_cpus": count, "fiftyx": obj}
 FIFTYX = {"cpu_model": text, "threads_all": count, "git": text, "command": texts, "quick": flag,
           "complete": flag, "cases_done": count, "cases_total": count, "peer": text, "gpu": obj_or_null,
           "peaks": obj}
-PEAKS = {"all_cores_threads": count, "cpu_fma_gflops": obj, "cpu_triad_gbs": obj, "gpu": obj, "cpu_note": text}
+PEAKS = {"all_cores_threads": count, "cpu_fma_gflops": obj, "cpu_triad_gbs": obj, "cpu_triad_l2_gbs": obj,
+         "gpu": obj, "cpu_note": text}
 PER_THREADS = {"1_thread": nonnegative, "all_cores": nonnegative}
 GPU_PEAKS = {"ffma_gflops": nonnegative, "copy_gbs": nonnegative}
 BENCHMARK = {"name": text, "real_time": positive, "time_unit": unit, "suite": text, "size": any_size,
@@ -283,8 +284,9 @@ def load(path):
     fields(path, "context.fiftyx.peaks.", pk, PEAKS)
     for isa, v in pk.get("cpu_fma_gflops", {}).items():
         fields(path, f"context.fiftyx.peaks.cpu_fma_gflops.{isa}.", v, PER_THREADS, PER_THREADS)
-    if "cpu_triad_gbs" in pk:
-        fields(path, "context.fiftyx.peaks.cpu_triad_gbs.", pk["cpu_triad_gbs"], PER_THREADS, ["all_cores"])
+    for triad in ("cpu_triad_gbs", "cpu_triad_l2_gbs"):
+        if triad in pk:
+            fields(path, f"context.fiftyx.peaks.{triad}.", pk[triad], PER_THREADS, ["all_cores"])
     if "gpu" in pk:
         fields(path, "context.fiftyx.peaks.gpu.", pk["gpu"], GPU_PEAKS, GPU_PEAKS)
     for i, b in enumerate(doc["benchmarks"]):
