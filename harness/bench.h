@@ -87,9 +87,9 @@ void fx_results_forget_git(void);
  * it ran (row->validated says whether its result was right), -1 when it could not run. */
 int fx_bench_kernel_row(const fx_backend *b, fx_size size, int kernel_index, fx_bench_row *row);
 
-/* Step rows left "pending agreement" (the reference over budget at their size): validated when
- * their first two losses are within 1e-3 of the median of the other backends' (one vote per
- * backend, the row's own never counted); with no other backend there, not validated. */
+/* Step rows left "pending agreement" (the reference over budget at their size): their first two
+ * losses put to a vote of one row per backend family (fx_backend.family), theirs included;
+ * validated when more than half agree within 1e-3 and at least one other family voted. */
 void fx_bench_validate_by_agreement(fx_bench_run *run);
 
 /* The peak that bounds row r (peak_gflops or peak_gbs, and peak_name) from run->peaks: FMA rate

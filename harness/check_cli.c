@@ -789,7 +789,21 @@ static void check_agreement(fx_check *c)
     for (int i = 0; i < NR && bad < 0; i++)
         if (r[i].validated != rows[i].want || !strncmp(r[i].validation, "pending", 7))
             bad = i;
-    if (bad < 0)
+    /* and the real backends that share code are one family each (where this build has them) */
+    static const char *const same[][3] = {{"cpu", "cpu-avx512", "cpu-avx2"}, {"cpu", "cpu-generic", NULL},
+                                          {"cuda", "cublas", "cuda-persistent"}};
+    const char *apart = NULL;
+    for (size_t i = 0; i < sizeof same / sizeof same[0] && !apart; i++) {
+        const fx_backend *first = fx_backend_find(same[i][0]);
+        for (int k = 1; k < 3 && first && same[i][k] && !apart; k++) {
+            const fx_backend *o = fx_backend_find(same[i][k]);
+            if (o && (!first->family || !o->family || strcmp(first->family, o->family)))
+                apart = same[i][k];
+        }
+    }
+    if (apart)
+        fx_report(c, FX_FAIL, "bench/validation_by_agreement", "backend %s is not in its family (shared code)", apart);
+    else if (bad < 0)
         fx_report(c, FX_PASS, "bench/validation_by_agreement", "%d synthetic rows", NR);
     else
         fx_report(c, FX_FAIL, "bench/validation_by_agreement", "row %d (%s, %d threads, %s): validated %d, want %d (%s)",

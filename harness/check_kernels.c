@@ -18,6 +18,7 @@
  * 100x10x64 (h_reluᵀ·g), 64x100x10 (g·w2ᵀ) and 1000x100x64 (xᵀ·gh). */
 static const long shapes[][3] = {
     {1, 1, 1},       {1, 1, 7},      {7, 1, 1},       {1, 9, 1},      {2, 3, 4},
+    {64, 2, 33}, /* narrow: the cpu backend's transposed TN path on every ISA (gemm.c, narrow_tn) */
     {7, 13, 29},     {13, 7, 31},    {17, 19, 23},    {31, 37, 41},   {61, 67, 71},
     {64, 100, 1000}, {64, 10, 100},  {100, 10, 64},   {64, 100, 10},  {1000, 100, 64},
     {33, 65, 17},    {127, 129, 67}, {255, 257, 3},   {5, 300, 511},  {300, 5, 257},
@@ -25,8 +26,11 @@ static const long shapes[][3] = {
     {1000, 1, 33},   {65, 1, 1000},  {16, 16, 1},     {257, 31, 2},   {97, 211, 389},
     {1030, 40, 70},  {40, 1029, 50}, {50, 60, 1100},  {256, 256, 256}, {1024, 96, 48},
     {520, 260, 600}, /* large enough for the cpu backend's packed paths, K across two KC blocks */
+    /* the transposed TN path at its edges: N = NR/4 and M = NR of AVX-512 (32x8), of AVX2 (16x4),
+     * and K across two KC blocks (40x4x600) */
+    {32, 8, 17},     {16, 4, 9},     {40, 4, 600},
 };
-static const int n_quick = 20; /* --quick: the first 20 */
+static const int n_quick = 21; /* --quick: the first 21 */
 
 static const char *const op_name[] = {"nn", "nt", "tn"};
 static const char *const epi_name[] = {"store", "relu_mask", "mask", "sgd"};

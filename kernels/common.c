@@ -59,8 +59,8 @@ int fx_host_gemm_create(const void *ctx, fx_op op, long m, long n, long k, int n
     for (int s = 0; g->c && s < nsets; s++) {
         if (!(g->c[s] = aligned_alloc(64, bytes)))
             break;
-        /* NaN: a set no product wrote fails validation. Filled by all threads, as the GEMMs will
-         * write it, so that its pages are first touched on their NUMA nodes. */
+        /* NaN: a set no product wrote fails validation. Filled by all threads (a static split of
+         * the rows, roughly as the GEMMs' threads share C), not all first touched by one. */
         float *c = g->c[s];
         long mn = m * n;
 #pragma omp parallel for schedule(static)
