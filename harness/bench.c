@@ -234,6 +234,12 @@ static int step_fn(void *p, long iters, double *seconds, fx_err *e)
     return 0;
 }
 
+/* |x - ref| / |ref|, NaN when either is NaN */
+static double rel_err(double x, double ref) { return fabs(x - ref) / fabs(ref); }
+
+/* The larger of two errors, NaN if the first is (a NaN must never validate) */
+static double worse(double e0, double e1) { return isnan(e0) || e0 > e1 ? e0 : e1; }
+
 static void run_step_row(bench_ctx *bc, fx_bench_row *row)
 {
     fx_err e = {{0}};
@@ -278,9 +284,7 @@ static void run_step_row(bench_ctx *bc, fx_bench_row *row)
         if (!finite) {
             snprintf(row->validation, sizeof row->validation, "non-finite losses or weights");
         } else if (ref) {
-            double e0 = fabs(row->loss[0] - ref->loss[0]) / fabs(ref->loss[0]);
-            double e1 = fabs(row->loss[1] - ref->loss[1]) / fabs(ref->loss[1]);
-            row->max_rel_err = isnan(e0) || e0 > e1 ? e0 : e1; /* NaN stays NaN: never validated */
+            row->max_rel_err = worse(rel_err(row->loss[0], ref->loss[0]), rel_err(row->loss[1], ref->loss[1]));
             row->validated = row->max_rel_err <= LOSS_RTOL;
             snprintf(row->validation, sizeof row->validation, "reference: first 2 losses");
         } else {
@@ -305,9 +309,6 @@ static int can_vote(const fx_bench_row *q, const fx_bench_row *r)
            strcmp(family(q->b), family(r->b)) && isfinite(q->loss[0]) && isfinite(q->loss[1]);
 }
 
-/* |x - ref| / |ref|, NaN when either is NaN */
-static double rel_err(double x, double ref) { return fabs(x - ref) / fabs(ref); }
-
 /* bench.h. Where the reference was too costly: a row's first two losses (the forward pass, then
  * the forward pass after one backward and update) are put to a vote of one row per family at
  * that size — the row itself for its own family, the first voting row of each other family —
@@ -331,7 +332,7 @@ void fx_bench_validate_by_agreement(fx_bench_run *run)
                 continue;
             others++;
             double e0 = rel_err(r->loss[0], q->loss[0]), e1 = rel_err(r->loss[1], q->loss[1]);
-            double e = isnan(e0) || e0 > e1 ? e0 : e1;
+            double e = worse(e0, e1);
             if (e <= LOSS_RTOL) {
                 agree++;
                 worst_agreeing = e > worst_agreeing ? e : worst_agreeing;
@@ -825,13 +826,13 @@ static void run_all(bench_ctx *bc)
             char binding[160];
             fx_setup_threads(r->threads, binding, sizeof binding);
         }
-        fx_bench_set_peak(run, r);
         const char *why = row_unsupported(r);
         if (why) {
             r->status = FX_ROW_SKIPPED;
             snprintf(r->note, sizeof r->note, "unsupported: %s", why);
             continue;
         }
+        fx_bench_set_peak(run, r); /* after: an elementwise row's bound is measured for it */
         double rate = known_rate(run, i, r);
         if (rate <= 0 && r->flops > 1e9)
             rate = probe_rate(bc, r);
