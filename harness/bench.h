@@ -36,11 +36,12 @@ typedef struct {
     double gflops, peak_gflops;
     const char *peak_name;
     int validated;
-    char validation[128];
+    char validation[256];
     char config[256]; /* the backend's describe() as this row ran (threads, ISA, ...) */
     double max_rel_err; /* kernels suite: the largest |error| / tolerance instead */
     int have_loss;
     double loss[2];
+    double after_timing; /* step rows: fx_bench_check_next_step's error over tolerance; NaN: not checked */
 } fx_bench_row;
 
 /* One comparison of the verdict: the best GPU time against a CPU time at one size. */
@@ -86,6 +87,16 @@ void fx_results_forget_git(void);
  * sgd_w1) of backend b at a step size, 1 thread, timed briefly and validated as bench does: 0 when
  * it ran (row->validated says whether its result was right), -1 when it could not run. */
 int fx_bench_kernel_row(const fx_backend *b, fx_size size, int kernel_index, fx_bench_row *row);
+
+/* A step row's check after timing: backend b's state takes one more step, and the double
+ * reference takes it from the same weights (read from the state; x, y the row's inputs). The loss
+ * must agree within 1e-3 relative plus the float32 rounding floor of the forward pass at those
+ * weights (fx_ref_step_tol: near convergence float losses sit at that floor, not near the exact
+ * one), and the weights after the step within 1e-4 relative (Frobenius). Returns 0 with why
+ * empty when they agree, 0 with why saying what differs when not, -1 when it could not run (e);
+ * *over: the larger of the loss's and the weights' error over its tolerance (NaN: not known). */
+int fx_bench_check_next_step(const fx_backend *b, void *state, const fx_problem *p, const float *x,
+                             const float *y, double *over, char *why, size_t len, fx_err *e);
 
 /* Step rows left "pending agreement" (the reference over budget at their size): their first two
  * losses put to a vote of one row per backend family (fx_backend.family), theirs included;

@@ -106,6 +106,7 @@ int fx_cmd_check(int argc, char **argv)
     fx_check_npy(&c);
     fx_check_rng(&c);
     fx_check_cli(&c);
+    fx_check_after_timing_faults(&c);
     for (size_t i = 0; i < nsel; i++) {
         const fx_backend *b = sel[i];
         const char *why = b->unavailable ? b->unavailable() : NULL;
@@ -118,6 +119,7 @@ int fx_cmd_check(int argc, char **argv)
         fx_check_kernels(&c, b);
         fx_check_hand_step(&c, b);
         fx_check_loop(&c, b);
+        fx_check_after_timing(&c, b);
     }
     if (!only) { /* the backends this build lacks are skipped too, each with the reason */
         const char *missing[16];

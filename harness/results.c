@@ -264,6 +264,7 @@ static json_t *benchmarks(const fx_bench_run *run)
             json_object_set_new(o, "lr", json_real(r->lr));
             json_object_set_new(o, "sync_every_step", json_boolean(r->sync_every_step));
             json_object_set_new(o, "first_losses", json_pack("[o,o]", number_or_null(r->loss[0]), number_or_null(r->loss[1])));
+            json_object_set_new(o, "after_timing_error_over_tolerance", number_or_null(r->after_timing));
         } else if (r->suite == FX_SUITE_GEMM) {
             json_object_set_new(o, "op", json_string(op_names[r->op]));
             json_object_set_new(o, "note", json_string(r->note));

@@ -2,6 +2,7 @@
  * Mirrors the tutorial line by line; nothing is fused, nothing is clever. */
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include "reference.h"
 
 struct fx_ref {
@@ -68,7 +69,66 @@ int fx_ref_create(fx_ref **out, fx_size s, double lr, const fx_tensors *init, fx
     return 0;
 }
 
-double fx_ref_step(fx_ref *r)
+/* The float32 rounding floor of the loss at the current weights, given the forward pass (h,
+ * h_relu, y_pred) at them: an estimate of the spread of the rounding error, not a worst-case
+ * bound (that one, λ√k·u·Σ|a||b| per inner product, is thousands of times the loss itself near
+ * convergence). A float sum s = Σ_k t_k of k terms errs by Σ δ_k·s_k with |δ_k| ≤ u = 2⁻²⁴ over
+ * the partial sums s_k; with rounding errors independent (Higham and Mary, "A new approach to
+ * probabilistic rounding error analysis", SIAM J. Sci. Comput. 41(5), 2019) its spread is about
+ * u·√(Σ s_k²), and Σ s_k² ≲ k·(s² + Σ t_k²) whether the terms' signs are random (the partial
+ * sums wander like √k) or alike (they grow like k). Blocked and FMA sums err less. So
+ *   σh[i,j]  = u·√D_in·(|h| + √((x²)·(w1²)))[i,j] / 2
+ *   σyp[i,o] = √(own² + prop²): own = u·√H·(|yp| + √(h_relu²·w2²)) / 2 + u·(|yp| + |y|) / 2,
+ *              prop = √((σh²)·(w2²)) over the units with h > −λσh (a mask flip near 0 moves
+ *              h_relu by ≤ |δh|: covered; a unit further below 0 stays off and passes nothing)
+ * and the loss Σr², r = yp − y, moves by 2Σr·δyp + Σδyp²: its spread is λ·(2√(Σr²σyp²) +
+ * Σσyp²), plus λ·√(N·D_out)·u·loss for its own sum. Costs one more N×D_in×H product. -1 when
+ * out of memory. */
+static double loss_rounding(const fx_ref *r, double lambda, double loss)
+{
+    long N = r->s.n, Din = r->s.d_in, H = r->s.h, Dout = r->s.d_out;
+    const double u = 0x1p-24;
+    double *sx = malloc((size_t)(N * Din) * sizeof *sx), *sw1 = malloc((size_t)(Din * H) * sizeof *sw1);
+    double *sh = malloc((size_t)(N * H) * sizeof *sh), *sw2 = malloc((size_t)(H * Dout) * sizeof *sw2);
+    double *own = malloc((size_t)(N * Dout) * sizeof *own), *prop = malloc((size_t)(N * Dout) * sizeof *prop);
+    double tol = -1;
+    if (sx && sw1 && sh && sw2 && own && prop) {
+        for (long i = 0; i < N * Din; i++)
+            sx[i] = r->x[i] * r->x[i];
+        for (long i = 0; i < Din * H; i++)
+            sw1[i] = r->w1[i] * r->w1[i];
+        for (long i = 0; i < H * Dout; i++)
+            sw2[i] = r->w2[i] * r->w2[i];
+        matmul(N, H, Din, sx, Din, 1, sw1, H, 1, sh); /* (x²)·(w1²), then σh² */
+        for (long i = 0; i < N * H; i++) { /* a unit λσh or more below 0 stays off: it passes no error */
+            double e = u * sqrt((double)Din) * (fabs(r->h[i]) + sqrt(sh[i])) / 2;
+            sh[i] = r->h[i] > -lambda * e ? e * e : 0.0;
+        }
+        matmul(N, Dout, H, sh, H, 1, sw2, Dout, 1, prop); /* (σh²)·(w2²) */
+        for (long i = 0; i < N * H; i++)
+            sh[i] = r->h_relu[i] * r->h_relu[i];
+        matmul(N, Dout, H, sh, H, 1, sw2, Dout, 1, own); /* (h_relu²)·(w2²) */
+        double cross = 0, bias = 0;
+        for (long i = 0; i < N * Dout; i++) {
+            double yp = fabs(r->y_pred[i]), res = r->y_pred[i] - r->y[i];
+            double o = u * sqrt((double)H) * (yp + sqrt(own[i])) / 2 + u * (yp + fabs(r->y[i])) / 2;
+            double var = o * o + prop[i];
+            cross += res * res * var;
+            bias += var;
+        }
+        tol = lambda * (2 * sqrt(cross) + bias + sqrt((double)(N * Dout)) * u * loss);
+    }
+    free(sx);
+    free(sw1);
+    free(sh);
+    free(sw2);
+    free(own);
+    free(prop);
+    return tol;
+}
+
+/* One step; with loss_tol, also the loss's rounding floor at the step's starting weights. */
+static double step(fx_ref *r, double lambda, double *loss_tol)
 {
     long N = r->s.n, Din = r->s.d_in, H = r->s.h, Dout = r->s.d_out;
 
@@ -84,6 +144,8 @@ double fx_ref_step(fx_ref *r)
         double d = r->y_pred[i] - r->y[i];
         loss += d * d;
     }
+    if (loss_tol)
+        *loss_tol = loss_rounding(r, lambda, loss);
 
     /* grad_y_pred = 2.0 * (y_pred - y); grad_w2 = h_relu.t().mm(grad_y_pred) */
     for (long i = 0; i < N * Dout; i++)
@@ -106,6 +168,10 @@ double fx_ref_step(fx_ref *r)
         r->w2[i] -= r->lr * r->grad_w2[i];
     return loss;
 }
+
+double fx_ref_step(fx_ref *r) { return step(r, 0, NULL); }
+
+double fx_ref_step_tol(fx_ref *r, double lambda, double *loss_tol) { return step(r, lambda, loss_tol); }
 
 fx_size fx_ref_size(const fx_ref *r) { return r->s; }
 const double *fx_ref_w1(const fx_ref *r) { return r->w1; }

@@ -60,6 +60,10 @@ typedef struct fx_ref fx_ref;
 
 int fx_ref_create(fx_ref **r, fx_size s, double lr, const fx_tensors *init, fx_err *e);
 double fx_ref_step(fx_ref *r); /* returns the loss computed before the update */
+/* The same step, also giving in *loss_tol how far a float32 loss at the step's starting weights
+ * may lie from the returned one by rounding alone (a probabilistic bound with parameter lambda,
+ * see ref_loop.c; < 0 when out of memory). Costs a third more than a step. */
+double fx_ref_step_tol(fx_ref *r, double lambda, double *loss_tol);
 fx_size fx_ref_size(const fx_ref *r);
 const double *fx_ref_w1(const fx_ref *r);
 const double *fx_ref_w2(const fx_ref *r);
