@@ -2,7 +2,8 @@
 # make gpu-bundle (for tools/gpu-session), make clean.
 # Honours CC, CFLAGS, LDFLAGS, NVCC, NVCCFLAGS, CUDA_ARCH; SANITIZE=1 builds with ASan+UBSan
 # into build/san. CUDA is autodetected (nvcc on PATH or in /usr/local/cuda); without it the
-# build is CPU-only. Missing libraries are installed by tools/install-deps.
+# build is CPU-only. Missing libraries are installed by tools/install-deps; OPENBLAS=0 builds
+# without the optional OpenBLAS baseline.
 
 ifeq ($(origin CC),default)
 CC := gcc
@@ -18,23 +19,38 @@ override BUILD := $(BUILD)/san
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-FX_PKGS := hwloc jansson openblas
+# Required: hwloc, jansson (and gnuplot, python3 for the tools). OpenBLAS, the `openblas`
+# baseline, is optional like CUDA: OPENBLAS=0 builds without it, and so does a machine where it
+# is still missing after tools/install-deps (the backend is then listed as not in this build).
+FX_PKGS := hwloc jansson
+FX_HAVE_REQUIRED = $(shell pkg-config --exists $(FX_PKGS) 2>/dev/null && command -v gnuplot >/dev/null && command -v python3 >/dev/null && echo ok)
 
 # Install missing libraries before anything is compiled (not for `make clean`).
 ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
-ifneq ($(shell pkg-config --exists $(FX_PKGS) 2>/dev/null && command -v gnuplot >/dev/null && command -v python3 >/dev/null && echo ok),ok)
+ifneq ($(FX_HAVE_REQUIRED)$(if $(filter 0,$(OPENBLAS)),,$(shell pkg-config --exists openblas 2>/dev/null || echo -openblas)),ok)
 $(info fiftyx: missing libraries or tools; running tools/install-deps)
 ifneq ($(shell tools/install-deps 1>&2; echo $$?),0)
+ifneq ($(FX_HAVE_REQUIRED),ok)
 $(error tools/install-deps failed: install the packages it names, then run make again)
 endif
+$(info fiftyx: tools/install-deps failed; building without what is still missing)
+endif
 endif
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(FX_PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(FX_PKGS) 2>/dev/null)
+ifneq ($(OPENBLAS),0)
+OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1 || echo 0)
+endif
+ifeq ($(OPENBLAS),0)
+FX_ALL_PKGS := $(FX_PKGS)
+else
+FX_ALL_PKGS := $(FX_PKGS) openblas
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(FX_ALL_PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(FX_ALL_PKGS) 2>/dev/null)
 
 ALL_CFLAGS := -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP $(PKG_CFLAGS) \
-	$(SAN) -DFX_SOURCE_DIR='"$(CURDIR)"' -DFX_HAVE_OPENBLAS -DFX_CFLAGS='"$(CFLAGS) $(SAN)"' $(CFLAGS)
+	$(SAN) -DFX_SOURCE_DIR='"$(CURDIR)"' -DFX_CFLAGS='"$(CFLAGS) $(SAN)"' $(CFLAGS)
 ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
@@ -44,6 +60,9 @@ AVX512_FLAGS := -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mavx2
 AVX2_FLAGS := -mavx2 -mfma
 
 C_SRCS := $(wildcard harness/*.c reference/*.c kernels/*.c kernels/cpu/*.c kernels/baselines/*.c)
+ifeq ($(OPENBLAS),0)
+C_SRCS := $(filter-out kernels/baselines/openblas.c,$(C_SRCS))
+endif
 CU_SRCS :=
 ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
@@ -62,10 +81,13 @@ all: $(BUILD)/fiftyx
 ifeq ($(NVCC),)
 	@echo "fiftyx: nvcc not found: CPU-only build (the cuda and cublas backends are not built)"
 endif
+ifeq ($(OPENBLAS),0)
+	@echo "fiftyx: built without OpenBLAS (the openblas backend is not built)"
+endif
 
 # Everything is rebuilt when the configuration changes (a CPU-only `make NVCC=` into the same
 # folder, other flags): objects and binary depend on this file, rewritten only when it differs.
-FX_CONFIG := $(CC) | $(CFLAGS) | $(LDFLAGS) | $(NVCC) | $(NVCCFLAGS) | $(CUDA_ARCH) | $(SAN)
+FX_CONFIG := $(CC) | $(CFLAGS) | $(LDFLAGS) | $(NVCC) | $(NVCCFLAGS) | $(CUDA_ARCH) | $(SAN) | openblas $(OPENBLAS)
 $(BUILD)/config: FORCE
 	@mkdir -p $(@D)
 	@echo '$(FX_CONFIG)' | cmp -s - $@ || echo '$(FX_CONFIG)' >$@

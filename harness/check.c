@@ -127,7 +127,7 @@ int fx_cmd_check(int argc, char **argv)
         for (size_t i = 0; i < nm; i++) {
             char name[96];
             snprintf(name, sizeof name, "backend/%s", missing[i]);
-            fx_report(&c, FX_SKIP, name, "%s", FX_NOT_BUILT_WHY);
+            fx_report(&c, FX_SKIP, name, "%s", fx_backend_not_built_why(missing[i]));
         }
     }
     printf("%d passed, %d failed, %d skipped\n", c.passed, c.failed, c.skipped);

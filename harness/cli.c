@@ -141,11 +141,13 @@ int fx_split_list(char *s, char **items, int max)
     }
 }
 
-/* A backend this build lacks (a GPU one in a build made without nvcc) says so. */
+/* A backend this build lacks (a GPU one in a build made without nvcc, openblas without OpenBLAS)
+ * says so. */
 static void not_built(const char *opt, const char *name)
 {
-    if (fx_backend_not_built(name))
-        fx_bad_input("%sbackend '%s' is " FX_NOT_BUILT_WHY, opt, name);
+    const char *why = fx_backend_not_built_why(name);
+    if (why)
+        fx_bad_input("%sbackend '%s' is %s", opt, name, why);
 }
 
 int fx_parse_backend_list(const char *opt, const char *list, const fx_backend **out, int max)

@@ -79,6 +79,7 @@ int fx_cmd_info(int argc, char **argv)
     const char *missing[16];
     size_t nm = fx_backends_not_built(missing, 16);
     for (size_t i = 0; i < nm; i++)
-        printf("  %-16s %-3s unavailable: %s\n", missing[i], "gpu", FX_NOT_BUILT_WHY);
+        printf("  %-16s %-3s unavailable: %s\n", missing[i], fx_backend_device(missing[i]) == FX_GPU ? "gpu" : "cpu",
+               fx_backend_not_built_why(missing[i]));
     return 0;
 }

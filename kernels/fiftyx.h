@@ -215,11 +215,16 @@ double fx_wall_seconds(void);
  * lists (fx_backend_cpu, fx_backend_cuda, ...); a name no file defines is simply absent. */
 const fx_backend *const *fx_backends(size_t *count);
 const fx_backend *fx_backend_find(const char *name);
-/* Whether name is a backend of fiftyx that this build does not have (no nvcc: the GPU ones). */
+/* Whether name is a backend of fiftyx that this build does not have (no nvcc: the GPU ones; no
+ * OpenBLAS: openblas). */
 int fx_backend_not_built(const char *name);
 /* The names of all such backends (at most max of them), in the registry's order; their count. */
 size_t fx_backends_not_built(const char **names, size_t max);
-#define FX_NOT_BUILT_WHY "not in this build (nvcc was not found at build time: CPU only)"
+/* Why such a backend is not in this build, in a line ("not in this build (...)"); NULL when it is
+ * built or not a backend of fiftyx. */
+const char *fx_backend_not_built_why(const char *name);
+/* The device of a backend of fiftyx, built or not (FX_CPU for unknown names). */
+fx_device fx_backend_device(const char *name);
 
 /* Thread count the CPU backends use (set by the harness; 0 = OpenMP's default). */
 void fx_set_threads(int threads);

@@ -1,5 +1,5 @@
 /* registry.c — every backend by name. Each is a weak reference: a backend whose file is not
- * compiled (no nvcc, not written yet) is absent; one compiled in but unusable here (no GPU)
+ * compiled (no nvcc, no OpenBLAS) is absent; one compiled in but unusable here (no GPU)
  * says why through unavailable(). The order is the order of reports. */
 #include <string.h>
 #include "fiftyx.h"
@@ -39,8 +39,12 @@ static const char *const known_names[] = {
     "reference", "naive", "cpu", "cpu-avx512", "cpu-avx2", "cpu-generic", "openblas", "cuda",
     "cublas", "cuda-persistent",
 };
+static const fx_device known_devices[] = {FX_CPU, FX_CPU, FX_CPU, FX_CPU, FX_CPU,
+                                          FX_CPU, FX_CPU, FX_GPU, FX_GPU, FX_GPU};
 _Static_assert(sizeof known_names / sizeof known_names[0] == sizeof known / sizeof known[0],
                "one name per known backend");
+_Static_assert(sizeof known_devices / sizeof known_devices[0] == sizeof known / sizeof known[0],
+               "one device per known backend");
 
 size_t fx_backends_not_built(const char **names, size_t max)
 {
@@ -49,6 +53,22 @@ size_t fx_backends_not_built(const char **names, size_t max)
         if (!known[i] && n < max)
             names[n++] = known_names[i];
     return n;
+}
+
+fx_device fx_backend_device(const char *name)
+{
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(known_names[i], name))
+            return known_devices[i];
+    return FX_CPU;
+}
+
+const char *fx_backend_not_built_why(const char *name)
+{
+    if (!fx_backend_not_built(name))
+        return NULL;
+    return fx_backend_device(name) == FX_GPU ? "not in this build (nvcc was not found at build time: CPU only)"
+                                             : "not in this build (OpenBLAS was not found at build time, or OPENBLAS=0)";
 }
 
 int fx_backend_not_built(const char *name)
