@@ -20,26 +20,43 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 endif
 
 # Required: hwloc, jansson (and gnuplot, python3 for the tools). OpenBLAS, the `openblas`
-# baseline, is optional like CUDA: OPENBLAS=0 builds without it, and so does a machine where it
-# is still missing after tools/install-deps (the backend is then listed as not in this build).
+# baseline, is optional like CUDA: OPENBLAS=0 (or no, off, empty) builds without it, and so does a
+# machine where tools/install-deps could not install it (tried once: $(BUILD)/openblas-not-installed
+# records the failure; `make clean` forgets it). The backend is then listed as not in this build.
 FX_PKGS := hwloc jansson
 FX_HAVE_REQUIRED = $(shell pkg-config --exists $(FX_PKGS) 2>/dev/null && command -v gnuplot >/dev/null && command -v python3 >/dev/null && echo ok)
+ifeq ($(origin OPENBLAS),undefined)
+FX_WANT_OPENBLAS := $(if $(wildcard $(BUILD)/openblas-not-installed),0,1)
+else
+FX_WANT_OPENBLAS := $(if $(filter 0 no off NO OFF,$(or $(strip $(OPENBLAS)),0)),0,1)
+endif
 
 # Install missing libraries before anything is compiled (not for `make clean`).
 ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
-ifneq ($(FX_HAVE_REQUIRED)$(if $(filter 0,$(OPENBLAS)),,$(shell pkg-config --exists openblas 2>/dev/null || echo -openblas)),ok)
+ifneq ($(FX_HAVE_REQUIRED)$(if $(filter 1,$(FX_WANT_OPENBLAS)),$(shell pkg-config --exists openblas 2>/dev/null || echo -openblas)),ok)
 $(info fiftyx: missing libraries or tools; running tools/install-deps)
-ifneq ($(shell tools/install-deps 1>&2; echo $$?),0)
+ifneq ($(shell FX_NO_OPENBLAS=$(if $(filter 1,$(FX_WANT_OPENBLAS)),,1) tools/install-deps 1>&2; echo $$?),0)
 ifneq ($(FX_HAVE_REQUIRED),ok)
 $(error tools/install-deps failed: install the packages it names, then run make again)
 endif
-$(info fiftyx: tools/install-deps failed; building without what is still missing)
 endif
 endif
 endif
 
-ifneq ($(OPENBLAS),0)
-OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1 || echo 0)
+ifeq ($(FX_WANT_OPENBLAS),1)
+ifeq ($(origin OPENBLAS),undefined)
+override OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1 || echo 0)
+ifeq ($(OPENBLAS),0)
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+$(shell mkdir -p $(BUILD) && touch $(BUILD)/openblas-not-installed)
+$(info fiftyx: OpenBLAS is still missing after tools/install-deps: building without the openblas baseline)
+endif
+endif
+else
+override OPENBLAS := 1
+endif
+else
+override OPENBLAS := 0
 endif
 ifeq ($(OPENBLAS),0)
 FX_ALL_PKGS := $(FX_PKGS)

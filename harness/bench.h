@@ -90,11 +90,12 @@ int fx_bench_kernel_row(const fx_backend *b, fx_size size, int kernel_index, fx_
 
 /* A step row's check after timing: backend b's state takes one more step, and the double
  * reference takes it from the same weights (read from the state; x, y the row's inputs). The loss
- * must agree within 1e-3 relative plus the float32 rounding floor of the forward pass at those
- * weights (fx_ref_step_tol: near convergence float losses sit at that floor, not near the exact
- * one), and the weights after the step within 1e-4 relative (Frobenius). Returns 0 with why
- * empty when they agree, 0 with why saying what differs when not, -1 when it could not run (e);
- * *over: the larger of the loss's and the weights' error over its tolerance (NaN: not known). */
+ * must agree within 1e-3 relative plus float32's rounding spread at those weights, and each weight
+ * update (w after − w before) with the reference's within 1e-3 of its size (Frobenius) plus its
+ * rounding spread (fx_ref_step_spread: near convergence float losses sit at their rounding floor,
+ * not near the exact one, and the updates are mostly rounding). Returns 0 with why empty when
+ * they agree, 0 with why saying what differs when not, -1 when it could not run (e); *over: the
+ * largest error over its tolerance (NaN: not known). */
 int fx_bench_check_next_step(const fx_backend *b, void *state, const fx_problem *p, const float *x,
                              const float *y, double *over, char *why, size_t len, fx_err *e);
 

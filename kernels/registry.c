@@ -67,8 +67,11 @@ const char *fx_backend_not_built_why(const char *name)
 {
     if (!fx_backend_not_built(name))
         return NULL;
-    return fx_backend_device(name) == FX_GPU ? "not in this build (nvcc was not found at build time: CPU only)"
-                                             : "not in this build (OpenBLAS was not found at build time, or OPENBLAS=0)";
+    if (!strcmp(name, "openblas"))
+        return "not in this build (OpenBLAS was not found at build time, or OPENBLAS=0)";
+    if (fx_backend_device(name) == FX_GPU)
+        return "not in this build (nvcc was not found at build time: CPU only)";
+    return "not in this build";
 }
 
 int fx_backend_not_built(const char *name)

@@ -69,66 +69,124 @@ int fx_ref_create(fx_ref **out, fx_size s, double lr, const fx_tensors *init, fx
     return 0;
 }
 
-/* The float32 rounding floor of the loss at the current weights, given the forward pass (h,
- * h_relu, y_pred) at them: an estimate of the spread of the rounding error, not a worst-case
- * bound (that one, λ√k·u·Σ|a||b| per inner product, is thousands of times the loss itself near
- * convergence). A float sum s = Σ_k t_k of k terms errs by Σ δ_k·s_k with |δ_k| ≤ u = 2⁻²⁴ over
- * the partial sums s_k; with rounding errors independent (Higham and Mary, "A new approach to
- * probabilistic rounding error analysis", SIAM J. Sci. Comput. 41(5), 2019) its spread is about
- * u·√(Σ s_k²), and Σ s_k² ≲ k·(s² + Σ t_k²) whether the terms' signs are random (the partial
- * sums wander like √k) or alike (they grow like k). Blocked and FMA sums err less. So
- *   σh[i,j]  = u·√D_in·(|h| + √((x²)·(w1²)))[i,j] / 2
- *   σyp[i,o] = √(own² + prop²): own = u·√H·(|yp| + √(h_relu²·w2²)) / 2 + u·(|yp| + |y|) / 2,
- *              prop = √((σh²)·(w2²)) over the units with h > −λσh (a mask flip near 0 moves
- *              h_relu by ≤ |δh|: covered; a unit further below 0 stays off and passes nothing)
- * and the loss Σr², r = yp − y, moves by 2Σr·δyp + Σδyp²: its spread is λ·(2√(Σr²σyp²) +
- * Σσyp²), plus λ·√(N·D_out)·u·loss for its own sum. Costs one more N×D_in×H product. -1 when
- * out of memory. */
-static double loss_rounding(const fx_ref *r, double lambda, double loss)
+/* Spreads of float32 rounding at the step's starting weights, given the step's forward and
+ * backward passes (h, h_relu, y_pred, g, gw2, gh, gw1; the weights not yet updated): estimates of
+ * how far a correct float32 step may land from this double one — not worst-case bounds (those,
+ * λ√k·u·Σ|a||b| per inner product, are thousands of times the loss itself near convergence).
+ *
+ * A float sum s = Σ_k t_k errs by Σ δ_k·s_k over the partial sums, |δ_k| ≤ u = 2⁻²⁴; with the
+ * rounding errors independent (Higham and Mary, "A new approach to probabilistic rounding error
+ * analysis", SIAM J. Sci. Comput. 41(5), 2019) its spread is about u·√(Σ s_k²) ≲ u·√k·(|s| +
+ * √(Σ t_k²)) / 2, whether the terms' signs are random (partial sums wander like √k) or alike
+ * (they grow like k). Blocked, FMA and split sums err less. Errors carried in from an operand add
+ * their variances through the product. Per element:
+ *   h      σh² = (u√D_in·(|h| + √(x²·w1²)) / 2)²
+ *          a unit with h > −λσh is live (its error reaches what follows); one with |h| ≤ λσh may
+ *          flip its ReLU mask, which moves gh by its whole value
+ *   y_pred var = own² + (σh²·[live])·w2², own = u√H·(|yp| + √(h_relu²·w2²)) / 2 + u·(|yp| + |y|) / 2
+ *   g      var = 4·var(y_pred)
+ *   gw2    var = h_reluᵀ²·var(g) + (σh²·[live])ᵀ·g² + own²,  own = u√N·(|gw2| + √(h_reluᵀ²·g²)) / 2
+ *   gh     var = [live]·(var(g)·w2ᵀ² + own²) + [may flip]·(g·w2ᵀ)²,  own = u√D_out·(|g·w2ᵀ| + √(g²·w2ᵀ²)) / 2
+ *   gw1    var = xᵀ²·var(gh) + own²,  own = u√N·(|gw1| + √(xᵀ²·gh²)) / 2
+ * Spreads (× λ): the loss Σr², r = yp − y, moves by 2Σr·δyp + Σδyp², so λ·(2√(Σr²·var) + Σvar +
+ * √(N·D_out)·u·loss); an updated weight matrix by λ·lr·√(Σ var(gw)) plus its own rounding,
+ * 2u·(‖w‖ + lr·‖gw‖) (the product lr·gw and the subtraction may each round; measured on the dev
+ * box, a correct float update lands 0.4u·‖w‖ from the exact one). Costs three more N×D_in×H
+ * products: a step and a half. 0, or -1 when out of memory. */
+static int rounding_spread(const fx_ref *r, double lambda, double loss, fx_ref_spread *out)
 {
     long N = r->s.n, Din = r->s.d_in, H = r->s.h, Dout = r->s.d_out;
     const double u = 0x1p-24;
-    double *sx = malloc((size_t)(N * Din) * sizeof *sx), *sw1 = malloc((size_t)(Din * H) * sizeof *sw1);
-    double *sh = malloc((size_t)(N * H) * sizeof *sh), *sw2 = malloc((size_t)(H * Dout) * sizeof *sw2);
-    double *own = malloc((size_t)(N * Dout) * sizeof *own), *prop = malloc((size_t)(N * Dout) * sizeof *prop);
-    double tol = -1;
-    if (sx && sw1 && sh && sw2 && own && prop) {
-        for (long i = 0; i < N * Din; i++)
-            sx[i] = r->x[i] * r->x[i];
-        for (long i = 0; i < Din * H; i++)
-            sw1[i] = r->w1[i] * r->w1[i];
-        for (long i = 0; i < H * Dout; i++)
-            sw2[i] = r->w2[i] * r->w2[i];
-        matmul(N, H, Din, sx, Din, 1, sw1, H, 1, sh); /* (x²)·(w1²), then σh² */
-        for (long i = 0; i < N * H; i++) { /* a unit λσh or more below 0 stays off: it passes no error */
-            double e = u * sqrt((double)Din) * (fabs(r->h[i]) + sqrt(sh[i])) / 2;
-            sh[i] = r->h[i] > -lambda * e ? e * e : 0.0;
-        }
-        matmul(N, Dout, H, sh, H, 1, sw2, Dout, 1, prop); /* (σh²)·(w2²) */
-        for (long i = 0; i < N * H; i++)
-            sh[i] = r->h_relu[i] * r->h_relu[i];
-        matmul(N, Dout, H, sh, H, 1, sw2, Dout, 1, own); /* (h_relu²)·(w2²) */
-        double cross = 0, bias = 0;
-        for (long i = 0; i < N * Dout; i++) {
-            double yp = fabs(r->y_pred[i]), res = r->y_pred[i] - r->y[i];
-            double o = u * sqrt((double)H) * (yp + sqrt(own[i])) / 2 + u * (yp + fabs(r->y[i])) / 2;
-            double var = o * o + prop[i];
-            cross += res * res * var;
-            bias += var;
-        }
-        tol = lambda * (2 * sqrt(cross) + bias + sqrt((double)(N * Dout)) * u * loss);
+    size_t nd = (size_t)(N * Din), dh = (size_t)(Din * H), nh = (size_t)(N * H), ho = (size_t)(H * Dout),
+           no = (size_t)(N * Dout);
+    double *sx = malloc(nd * sizeof(double)), *sw2 = malloc(ho * sizeof(double));
+    double *big = malloc(dh * sizeof(double)), *big2 = malloc(dh * sizeof(double));
+    double *vh = malloc(nh * sizeof(double)), *pre = malloc(nh * sizeof(double));
+    double *t1 = malloc(nh * sizeof(double)), *t2 = malloc(nh * sizeof(double));
+    double *vg = malloc(no * sizeof(double)), *g2 = malloc(no * sizeof(double));
+    double *o1 = malloc(no * sizeof(double)), *o2 = malloc(no * sizeof(double));
+    double *q1 = malloc(ho * sizeof(double)), *q2 = malloc(ho * sizeof(double)), *q3 = malloc(ho * sizeof(double));
+    unsigned char *live = malloc(nh), *flip = malloc(nh);
+    int rc = -1;
+    if (!sx || !sw2 || !big || !big2 || !vh || !pre || !t1 || !t2 || !vg || !g2 || !o1 || !o2 || !q1 || !q2 ||
+        !q3 || !live || !flip)
+        goto out;
+    for (size_t i = 0; i < nd; i++)
+        sx[i] = r->x[i] * r->x[i];
+    for (size_t i = 0; i < dh; i++)
+        big[i] = r->w1[i] * r->w1[i];
+    for (size_t i = 0; i < ho; i++)
+        sw2[i] = r->w2[i] * r->w2[i];
+
+    /* h: σh², live, may flip */
+    matmul(N, H, Din, sx, Din, 1, big, H, 1, t1); /* x²·w1² */
+    for (size_t i = 0; i < nh; i++) {
+        double e = u * sqrt((double)Din) * (fabs(r->h[i]) + sqrt(t1[i])) / 2;
+        live[i] = r->h[i] > -lambda * e;
+        flip[i] = fabs(r->h[i]) <= lambda * e;
+        vh[i] = live[i] ? e * e : 0.0;
+        t2[i] = r->h_relu[i] * r->h_relu[i];
     }
-    free(sx);
-    free(sw1);
-    free(sh);
-    free(sw2);
-    free(own);
-    free(prop);
-    return tol;
+
+    /* y_pred, and the loss */
+    matmul(N, Dout, H, t2, H, 1, sw2, Dout, 1, o1); /* h_relu²·w2² */
+    matmul(N, Dout, H, vh, H, 1, sw2, Dout, 1, o2); /* (σh²·[live])·w2² */
+    double cross = 0, bias = 0;
+    for (size_t i = 0; i < no; i++) {
+        double yp = fabs(r->y_pred[i]), res = r->y_pred[i] - r->y[i];
+        double own = u * sqrt((double)H) * (yp + sqrt(o1[i])) / 2 + u * (yp + fabs(r->y[i])) / 2;
+        double var = own * own + o2[i];
+        cross += res * res * var;
+        bias += var;
+        vg[i] = 4 * var;
+        g2[i] = r->grad_y_pred[i] * r->grad_y_pred[i];
+    }
+    out->loss = lambda * (2 * sqrt(cross) + bias + sqrt((double)no) * u * loss);
+
+    /* gw2 = h_reluᵀ·g */
+    matmul(H, Dout, N, t2, 1, H, vg, Dout, 1, q1); /* h_reluᵀ²·var(g) */
+    matmul(H, Dout, N, vh, 1, H, g2, Dout, 1, q2); /* (σh²·[live])ᵀ·g² */
+    matmul(H, Dout, N, t2, 1, H, g2, Dout, 1, q3); /* h_reluᵀ²·g² */
+    double v2 = 0, nw2 = 0, ng2 = 0;
+    for (size_t i = 0; i < ho; i++) {
+        double own = u * sqrt((double)N) * (fabs(r->grad_w2[i]) + sqrt(q3[i])) / 2;
+        v2 += q1[i] + q2[i] + own * own;
+        nw2 += r->w2[i] * r->w2[i];
+        ng2 += r->grad_w2[i] * r->grad_w2[i];
+    }
+    out->w2 = lambda * r->lr * sqrt(v2) + 2 * u * (sqrt(nw2) + r->lr * sqrt(ng2));
+
+    /* gh = (g·w2ᵀ) ⊙ mask */
+    matmul(N, H, Dout, r->grad_y_pred, Dout, 1, r->w2, 1, Dout, pre); /* g·w2ᵀ */
+    matmul(N, H, Dout, vg, Dout, 1, sw2, 1, Dout, t1);                 /* var(g)·w2ᵀ² */
+    matmul(N, H, Dout, g2, Dout, 1, sw2, 1, Dout, t2);                 /* g²·w2ᵀ² */
+    for (size_t i = 0; i < nh; i++) {
+        double own = u * sqrt((double)Dout) * (fabs(pre[i]) + sqrt(t2[i])) / 2;
+        vh[i] = (live[i] ? t1[i] + own * own : 0.0) + (flip[i] ? pre[i] * pre[i] : 0.0);
+        t2[i] = r->grad_h[i] * r->grad_h[i];
+    }
+
+    /* gw1 = xᵀ·gh */
+    matmul(Din, H, N, sx, 1, Din, vh, H, 1, big);  /* xᵀ²·var(gh) */
+    matmul(Din, H, N, sx, 1, Din, t2, H, 1, big2); /* xᵀ²·gh² */
+    double v1 = 0, nw1 = 0, ng1 = 0;
+    for (size_t i = 0; i < dh; i++) {
+        double own = u * sqrt((double)N) * (fabs(r->grad_w1[i]) + sqrt(big2[i])) / 2;
+        v1 += big[i] + own * own;
+        nw1 += r->w1[i] * r->w1[i];
+        ng1 += r->grad_w1[i] * r->grad_w1[i];
+    }
+    out->w1 = lambda * r->lr * sqrt(v1) + 2 * u * (sqrt(nw1) + r->lr * sqrt(ng1));
+    rc = 0;
+out:;
+    void *bufs[] = {sx, sw2, big, big2, vh, pre, t1, t2, vg, g2, o1, o2, q1, q2, q3, live, flip};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
+    return rc;
 }
 
-/* One step; with loss_tol, also the loss's rounding floor at the step's starting weights. */
-static double step(fx_ref *r, double lambda, double *loss_tol)
+/* One step; with spread, also float32's rounding spreads at the step's starting weights. */
+static double step(fx_ref *r, double lambda, fx_ref_spread *spread)
 {
     long N = r->s.n, Din = r->s.d_in, H = r->s.h, Dout = r->s.d_out;
 
@@ -144,8 +202,6 @@ static double step(fx_ref *r, double lambda, double *loss_tol)
         double d = r->y_pred[i] - r->y[i];
         loss += d * d;
     }
-    if (loss_tol)
-        *loss_tol = loss_rounding(r, lambda, loss);
 
     /* grad_y_pred = 2.0 * (y_pred - y); grad_w2 = h_relu.t().mm(grad_y_pred) */
     for (long i = 0; i < N * Dout; i++)
@@ -161,6 +217,9 @@ static double step(fx_ref *r, double lambda, double *loss_tol)
     /* grad_w1 = x.t().mm(grad_h) */
     matmul(Din, H, N, r->x, 1, Din, r->grad_h, H, 1, r->grad_w1);
 
+    if (spread && rounding_spread(r, lambda, loss, spread))
+        spread->loss = spread->w1 = spread->w2 = -1;
+
     /* w1 -= learning_rate * grad_w1; w2 -= learning_rate * grad_w2 */
     for (long i = 0; i < Din * H; i++)
         r->w1[i] -= r->lr * r->grad_w1[i];
@@ -171,7 +230,7 @@ static double step(fx_ref *r, double lambda, double *loss_tol)
 
 double fx_ref_step(fx_ref *r) { return step(r, 0, NULL); }
 
-double fx_ref_step_tol(fx_ref *r, double lambda, double *loss_tol) { return step(r, lambda, loss_tol); }
+double fx_ref_step_spread(fx_ref *r, double lambda, fx_ref_spread *spread) { return step(r, lambda, spread); }
 
 fx_size fx_ref_size(const fx_ref *r) { return r->s; }
 const double *fx_ref_w1(const fx_ref *r) { return r->w1; }

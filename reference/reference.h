@@ -60,10 +60,15 @@ typedef struct fx_ref fx_ref;
 
 int fx_ref_create(fx_ref **r, fx_size s, double lr, const fx_tensors *init, fx_err *e);
 double fx_ref_step(fx_ref *r); /* returns the loss computed before the update */
-/* The same step, also giving in *loss_tol how far a float32 loss at the step's starting weights
- * may lie from the returned one by rounding alone (a probabilistic bound with parameter lambda,
- * see ref_loop.c; < 0 when out of memory). Costs a third more than a step. */
-double fx_ref_step_tol(fx_ref *r, double lambda, double *loss_tol);
+/* How far a correct float32 step from the same weights may land from the reference's by
+ * rounding alone, as spreads (λ standard deviations of a probabilistic model, see ref_loop.c):
+ * the loss (absolute), and w1's and w2's updates (Frobenius norm of the difference). */
+typedef struct {
+    double loss, w1, w2;
+} fx_ref_spread;
+/* The same step, also giving those spreads at the step's starting weights (all -1 when out of
+ * memory). Costs a step and a half more than a step. */
+double fx_ref_step_spread(fx_ref *r, double lambda, fx_ref_spread *spread);
 fx_size fx_ref_size(const fx_ref *r);
 const double *fx_ref_w1(const fx_ref *r);
 const double *fx_ref_w2(const fx_ref *r);
