@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "bench.h"
 #include "check.h"
 #include "harness.h"
@@ -675,6 +676,41 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
     unlink(out);
 }
 
+/* bench's step rows carry the check after timing: each row of a small sweep says in `validation`
+ * that the step after timing was checked and has its error over tolerance, a number below 1. */
+static void check_bench_after_timing(fx_check *c, const char *dir)
+{
+    const char *name = "cli/bench_step_after_timing";
+    char out[4200];
+    snprintf(out, sizeof out, "%s/after.json", dir);
+    const char *args[] = {"bench", "--suite", "step", "--backend", "cpu,naive", "--size", "16x40x20x3,9x33x7x2",
+                          "--threads", "1", "--quick", "--out", out, NULL};
+    run_result r;
+    if (run_self(args, &r) || r.status != 0) {
+        fx_report(c, FX_FAIL, name, "exit %d: %.200s", r.status, r.err);
+        return;
+    }
+    json_error_t je;
+    json_t *root = json_load_file(out, 0, &je), *rows = json_object_get(root, "benchmarks");
+    size_t i, n = 0;
+    json_t *row;
+    const char *bad = rows ? NULL : "no benchmarks array";
+    json_array_foreach(rows, i, row) {
+        const char *v = json_string_value(json_object_get(row, "validation"));
+        json_t *o = json_object_get(row, "after_timing_error_over_tolerance");
+        n++;
+        if (!v || !strstr(v, "and the step after timing") || !json_is_number(o) || !(json_number_value(o) < 1) ||
+            !json_is_true(json_object_get(row, "validated")))
+            bad = json_string_value(json_object_get(row, "name"));
+    }
+    if (bad || n != 4)
+        fx_report(c, FX_FAIL, name, "%zu rows; not checked after timing: %s", n, bad ? bad : "(a row missing)");
+    else
+        fx_report(c, FX_PASS, name, "4 rows");
+    json_decref(root);
+    unlink(out);
+}
+
 /* The verdict's GPU side has not met a GPU yet: drive it, the results file and the tools with
  * synthetic validated step rows (a made-up GPU backend beside CPU ones), and check every number,
  * sentence and crossover against what the rows imply. Sizes come out of ladder order on purpose. */
@@ -1178,6 +1214,7 @@ void fx_check_cli(fx_check *c)
     check_verdict(c, dir);
     check_relocated(c, dir);
     check_bench_cut_short(c, dir);
+    check_bench_after_timing(c, dir);
     check_default_name(c, dir);
     check_results_stem(c);
 
