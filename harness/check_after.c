@@ -227,7 +227,8 @@ void fx_check_after_timing(fx_check *c, const fx_backend *b)
         /* slow backends (naive, reference: milliseconds a step) stop short of convergence */
         int fast = step_seconds(b, &tut, FX_TUTORIAL_LR) < 1e-3;
         int tut_at[] = {0, 150, 600, 3000}, same_at[] = {0, 50, 400};
-        int nt = !fast ? 2 : c->quick ? 3 : 4, ns = !fast || c->quick ? 2 : 3;
+        /* --quick (the GPU box's sanitizer stages): start and mid-training only */
+        int nt = !fast || c->quick ? 2 : 4, ns = !fast || c->quick ? 2 : 3;
         double worst = 0;
         int rc = check_states(b, &tut, FX_TUTORIAL_LR, tut_at, nt, &worst, why, sizeof why);
         if (rc == 0)
