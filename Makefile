@@ -99,7 +99,7 @@ ifeq ($(NVCC),)
 	@echo "fiftyx: nvcc not found: CPU-only build (the cuda and cublas backends are not built)"
 endif
 ifeq ($(OPENBLAS),0)
-	@echo "fiftyx: built without OpenBLAS (the openblas backend is not built)"
+	@echo "fiftyx: built without OpenBLAS (the openblas backend is not built)$(if $(wildcard $(BUILD)/openblas-not-installed),; once it is installed run make OPENBLAS=1 (or remove $(BUILD)/openblas-not-installed))"
 endif
 
 # Everything is rebuilt when the configuration changes (a CPU-only `make NVCC=` into the same
