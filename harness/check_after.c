@@ -40,14 +40,6 @@ static void toy_destroy(void *p)
     free(t);
 }
 
-static float *dup(const float *src, size_t n)
-{
-    float *d = malloc(n * sizeof *d);
-    if (d && src)
-        memcpy(d, src, n * sizeof *d);
-    return d;
-}
-
 static int toy_create(const fx_problem *p, const fx_tensors *init, void **state, fx_err *e)
 {
     toy *t = calloc(1, sizeof *t);
@@ -57,9 +49,9 @@ static int toy_create(const fx_problem *p, const fx_tensors *init, void **state,
     t->s = p->size;
     t->lr = toy_fault == FAULT_LR_1PCT ? p->lr * 1.01f : p->lr;
     t->fault = toy_fault;
-    t->x = dup(init->x, N * D), t->y = dup(init->y, N * O), t->w1 = dup(init->w1, D * H);
-    t->w2 = dup(init->w2, H * O), t->h = dup(NULL, N * H), t->yp = dup(NULL, N * O), t->g = dup(NULL, N * O);
-    t->gh = dup(NULL, N * H), t->gw1 = dup(NULL, D * H), t->gw2 = dup(NULL, H * O);
+    t->x = fx_floats_dup(init->x, N * D), t->y = fx_floats_dup(init->y, N * O), t->w1 = fx_floats_dup(init->w1, D * H);
+    t->w2 = fx_floats_dup(init->w2, H * O), t->h = fx_floats_dup(NULL, N * H), t->yp = fx_floats_dup(NULL, N * O), t->g = fx_floats_dup(NULL, N * O);
+    t->gh = fx_floats_dup(NULL, N * H), t->gw1 = fx_floats_dup(NULL, D * H), t->gw2 = fx_floats_dup(NULL, H * O);
     if (!t->x || !t->y || !t->w1 || !t->w2 || !t->h || !t->yp || !t->g || !t->gh || !t->gw1 || !t->gw2) {
         toy_destroy(t);
         return fx_fail(e, "out of memory");

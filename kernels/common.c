@@ -17,6 +17,14 @@ int fx_fail(fx_err *e, const char *fmt, ...)
     return -1;
 }
 
+float *fx_floats_dup(const float *src, size_t n)
+{
+    float *d = malloc(n * sizeof *d);
+    if (d && src)
+        memcpy(d, src, n * sizeof *d);
+    return d;
+}
+
 double fx_step_flops(fx_size s)
 {
     double n = (double)s.n, din = (double)s.d_in, h = (double)s.h, dout = (double)s.d_out;

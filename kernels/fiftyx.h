@@ -38,6 +38,8 @@ int fx_fail(fx_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* n floats from src in a new malloc'd array (uninitialised when src is NULL); NULL if out of memory. */
+float *fx_floats_dup(const float *src, size_t n);
 
 typedef struct {
     fx_size size;

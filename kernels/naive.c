@@ -94,14 +94,6 @@ static void naive_destroy(void *p)
     free(st);
 }
 
-static float *dup(const float *src, size_t n)
-{
-    float *d = malloc(n * sizeof *d);
-    if (d && src)
-        memcpy(d, src, n * sizeof *d);
-    return d;
-}
-
 static int naive_create(const fx_problem *p, const fx_tensors *init, void **state, fx_err *e)
 {
     naive_state *st = calloc(1, sizeof *st);
@@ -111,17 +103,17 @@ static int naive_create(const fx_problem *p, const fx_tensors *init, void **stat
     size_t N = (size_t)s.n, Din = (size_t)s.d_in, H = (size_t)s.h, Dout = (size_t)s.d_out;
     st->s = s;
     st->lr = p->lr;
-    st->x = dup(init->x, N * Din);
-    st->y = dup(init->y, N * Dout);
-    st->w1 = dup(init->w1, Din * H);
-    st->w2 = dup(init->w2, H * Dout);
-    st->h = dup(NULL, N * H);
-    st->h_relu = dup(NULL, N * H);
-    st->y_pred = dup(NULL, N * Dout);
-    st->grad_y_pred = dup(NULL, N * Dout);
-    st->grad_w2 = dup(NULL, H * Dout);
-    st->grad_h = dup(NULL, N * H);
-    st->grad_w1 = dup(NULL, Din * H);
+    st->x = fx_floats_dup(init->x, N * Din);
+    st->y = fx_floats_dup(init->y, N * Dout);
+    st->w1 = fx_floats_dup(init->w1, Din * H);
+    st->w2 = fx_floats_dup(init->w2, H * Dout);
+    st->h = fx_floats_dup(NULL, N * H);
+    st->h_relu = fx_floats_dup(NULL, N * H);
+    st->y_pred = fx_floats_dup(NULL, N * Dout);
+    st->grad_y_pred = fx_floats_dup(NULL, N * Dout);
+    st->grad_w2 = fx_floats_dup(NULL, H * Dout);
+    st->grad_h = fx_floats_dup(NULL, N * H);
+    st->grad_w1 = fx_floats_dup(NULL, Din * H);
     if (!st->x || !st->y || !st->w1 || !st->w2 || !st->h || !st->h_relu || !st->y_pred ||
         !st->grad_y_pred || !st->grad_w2 || !st->grad_h || !st->grad_w1) {
         naive_destroy(st);

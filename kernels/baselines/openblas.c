@@ -100,14 +100,6 @@ static void ob_destroy(void *p)
     free(st);
 }
 
-static float *dup(const float *src, size_t n)
-{
-    float *d = malloc(n * sizeof *d);
-    if (d && src)
-        memcpy(d, src, n * sizeof *d);
-    return d;
-}
-
 static const char *ob_unsupported(const fx_problem *p)
 {
     const fx_size s = p->size;
@@ -125,15 +117,15 @@ static int ob_create(const fx_problem *p, const fx_tensors *init, void **state, 
     size_t N = (size_t)s.n, D = (size_t)s.d_in, H = (size_t)s.h, O = (size_t)s.d_out;
     st->s = s;
     st->lr = p->lr;
-    st->x = dup(init->x, N * D);
-    st->y = dup(init->y, N * O);
-    st->w1 = dup(init->w1, D * H);
-    st->w2 = dup(init->w2, H * O);
-    st->h = dup(NULL, N * H);
-    st->h_relu = dup(NULL, N * H);
-    st->y_pred = dup(NULL, N * O);
-    st->grad_y_pred = dup(NULL, N * O);
-    st->grad_h = dup(NULL, N * H);
+    st->x = fx_floats_dup(init->x, N * D);
+    st->y = fx_floats_dup(init->y, N * O);
+    st->w1 = fx_floats_dup(init->w1, D * H);
+    st->w2 = fx_floats_dup(init->w2, H * O);
+    st->h = fx_floats_dup(NULL, N * H);
+    st->h_relu = fx_floats_dup(NULL, N * H);
+    st->y_pred = fx_floats_dup(NULL, N * O);
+    st->grad_y_pred = fx_floats_dup(NULL, N * O);
+    st->grad_h = fx_floats_dup(NULL, N * H);
     if (!st->x || !st->y || !st->w1 || !st->w2 || !st->h || !st->h_relu || !st->y_pred ||
         !st->grad_y_pred || !st->grad_h) {
         ob_destroy(st);
