@@ -210,6 +210,8 @@ void fx_check_after_timing(fx_check *c, const fx_backend *b)
         return;
     }
     make_same_sign(&same);
+    /* same-sign data at 6.4/(N·H·D_in), bench's rule without its 1e-6 cap (capped, these weights
+     * would barely move in 400 steps) */
     fx_problem pt = {tut.size, FX_TUTORIAL_LR, 0}, ps = {ss, (float)(6.4 / (40 * 300 * 60)), 0};
     const char *no = b->unsupported ? b->unsupported(&pt) : NULL;
     no = no ? no : b->unsupported ? b->unsupported(&ps) : NULL;
