@@ -96,7 +96,7 @@ OBJS := $(C_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
 .PHONY: all check check-emu bench plot report gpu-bundle clean
 all: $(BUILD)/fiftyx
 ifeq ($(NVCC),)
-	@echo "fiftyx: nvcc not found: CPU-only build (the cuda and cublas backends are not built)"
+	@echo "fiftyx: nvcc not found: CPU-only build (the cuda, cublas and cuda-persistent backends are not built)"
 endif
 ifeq ($(OPENBLAS),0)
 	@echo "fiftyx: built without OpenBLAS (the openblas backend is not built)$(if $(wildcard $(BUILD)/openblas-not-installed),; once it is installed run make OPENBLAS=1 (or remove $(BUILD)/openblas-not-installed))"
