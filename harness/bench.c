@@ -365,14 +365,14 @@ static void run_step_row(bench_ctx *bc, fx_bench_row *row)
             row->validated = row->max_rel_err <= LOSS_RTOL;
             snprintf(row->validation, sizeof row->validation, "reference: first 2 losses");
             /* and the timed code's last state: one more step of the backend against the
-             * reference's from the same weights, where that costs under a tenth of the budget */
+             * reference's from the same weights, where that costs under a tenth of the budget
+             * (not for a cost probe, probe_rate's: it is not a result) */
             double cost = row->t.median + NEXT_STEP_COST * row->flops / (bc->ref_gflops * 1e9);
             char why[200];
-            if (!row->validated) {
+            if (!row->validated || !strcmp(row->size, "probe")) {
             } else if (cost > bc->run->budget / 10) {
                 snprintf(row->validation, sizeof row->validation,
                          "reference: first 2 losses (the step after timing not checked: ~%.0f s)", cost);
-            } else if (!strcmp(row->size, "probe")) { /* a cost probe (probe_rate) is not a result */
             } else if (fx_bench_check_next_step(row->b, s.state, &p, init.x, init.y, &row->after_timing, why, sizeof why, &e)) {
                 /* could not run (out of memory, a device error): not a wrong result, but unproven */
                 snprintf(row->validation, sizeof row->validation,

@@ -24,7 +24,7 @@ typedef struct {
     fx_size s;
     float lr;
     int fault;
-    float *x, *y, *w1, *w2, *h, *yp, *g, *gh, *gw1, *gw2;
+    float *x, *y, *w1, *w2, *h, *g, *gh, *gw1, *gw2;
 } toy;
 
 static int toy_fault; /* the fault of the next toy created */
@@ -34,7 +34,7 @@ static void toy_destroy(void *p)
     toy *t = p;
     if (!t)
         return;
-    float *bufs[] = {t->x, t->y, t->w1, t->w2, t->h, t->yp, t->g, t->gh, t->gw1, t->gw2};
+    float *bufs[] = {t->x, t->y, t->w1, t->w2, t->h, t->g, t->gh, t->gw1, t->gw2};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     free(t);
@@ -49,10 +49,11 @@ static int toy_create(const fx_problem *p, const fx_tensors *init, void **state,
     t->s = p->size;
     t->lr = toy_fault == FAULT_LR_1PCT ? p->lr * 1.01f : p->lr;
     t->fault = toy_fault;
-    t->x = fx_floats_dup(init->x, N * D), t->y = fx_floats_dup(init->y, N * O), t->w1 = fx_floats_dup(init->w1, D * H);
-    t->w2 = fx_floats_dup(init->w2, H * O), t->h = fx_floats_dup(NULL, N * H), t->yp = fx_floats_dup(NULL, N * O), t->g = fx_floats_dup(NULL, N * O);
-    t->gh = fx_floats_dup(NULL, N * H), t->gw1 = fx_floats_dup(NULL, D * H), t->gw2 = fx_floats_dup(NULL, H * O);
-    if (!t->x || !t->y || !t->w1 || !t->w2 || !t->h || !t->yp || !t->g || !t->gh || !t->gw1 || !t->gw2) {
+    t->x = fx_floats_dup(init->x, N * D), t->y = fx_floats_dup(init->y, N * O);
+    t->w1 = fx_floats_dup(init->w1, D * H), t->w2 = fx_floats_dup(init->w2, H * O);
+    t->h = fx_floats_dup(NULL, N * H), t->g = fx_floats_dup(NULL, N * O), t->gh = fx_floats_dup(NULL, N * H);
+    t->gw1 = fx_floats_dup(NULL, D * H), t->gw2 = fx_floats_dup(NULL, H * O);
+    if (!t->x || !t->y || !t->w1 || !t->w2 || !t->h || !t->g || !t->gh || !t->gw1 || !t->gw2) {
         toy_destroy(t);
         return fx_fail(e, "out of memory");
     }
