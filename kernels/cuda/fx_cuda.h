@@ -112,14 +112,19 @@ extern "C" int fx_cuda_host_sgd(long n, float *w, const float *g, float lr, fx_e
 
 // ---- our SGEMM (sgemm.cu) -------------------------------------------------------------------
 
-// The plan for op(A)·op(B) on this GPU (heuristic of sgemm.cuh; FIFTYX_SGEMM_CFG=large|mid|small and
-// FIFTYX_SGEMM_SPLITS=S override it, FIFTYX_SGEMM_FAST=0 keeps the general loader, for experiments),
+// The plan for op(A)·op(B) on this GPU (heuristic of sgemm.cuh; FIFTYX_SGEMM_CFG=large|mid|small —
+// or an experiment, large2|large-bk8 — and FIFTYX_SGEMM_SPLITS=S override it, FIFTYX_SGEMM_FAST=0
+// keeps the general loader, for experiments),
 // with the 16-byte paths and the fast loads set for these pointers.
 int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b, const void *c, const void *mask,
                   fx::SgemmPlan *plan, fx_err *e);
 // One GEMM as planned; ws (plan.ws_floats) and counters (plan.tiles ints, zeroed) when plan.splits > 1.
 int fx_sgemm_launch(const fx::SgemmPlan &plan, const fx_gemm_args &g, float *ws, int *counters, cudaStream_t st,
                     fx_err *e);
+// The experiments' kernels (sgemm_exp.cu): launch, and resident blocks per SM of each.
+int fx_sgemm_launch_exp(const fx::SgemmParams &p, const fx::SgemmPlan &pl, fx_op op, fx_epilogue epi,
+                        cudaStream_t st, fx_err *e);
+int fx_sgemm_occupancy_exp(int occupancy[fx::FX_NCFG_ALL], fx_err *e);
 // "128x128 split 1" etc.
 void fx_sgemm_plan_text(const fx::SgemmPlan &p, char *buf, size_t len);
 

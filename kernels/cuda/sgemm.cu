@@ -1,48 +1,13 @@
-// sgemm.cu — instantiates the SGEMM variants (3 configs × 3 ops × 4 epilogues × general/fast
-// loads), plans and launches.
+// sgemm.cu — instantiates the SGEMM variants the heuristic chooses from (3 configs × 3 ops × 4
+// epilogues × general/fast loads), plans and launches; the experiments' kernels are in sgemm_exp.cu.
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include "fx_cuda.h"
+#include "sgemm_launch.cuh"
 
 using namespace fx;
-
-template <class C, int OP, int EPI>
-static int launch_cfg_op_epi(const SgemmParams &p, const SgemmPlan &pl, cudaStream_t st, fx_err *e)
-{
-    fx_cuda_clear_stale_error();
-    const dim3 grid((unsigned)pl.tiles, (unsigned)pl.splits);
-    if (pl.fast)
-        sgemm_kernel<C, OP, EPI, true><<<grid, C::THREADS, 0, st>>>(p);
-    else
-        sgemm_kernel<C, OP, EPI, false><<<grid, C::THREADS, 0, st>>>(p);
-    FX_LAUNCHED("sgemm_kernel");
-    return 0;
-}
-
-template <class C, int OP>
-static int launch_cfg_op(const SgemmParams &p, const SgemmPlan &pl, fx_epilogue epi, cudaStream_t st, fx_err *e)
-{
-    switch (epi) {
-    case FX_EPI_STORE: return launch_cfg_op_epi<C, OP, FX_EPI_STORE>(p, pl, st, e);
-    case FX_EPI_RELU_MASK: return launch_cfg_op_epi<C, OP, FX_EPI_RELU_MASK>(p, pl, st, e);
-    case FX_EPI_MASK: return launch_cfg_op_epi<C, OP, FX_EPI_MASK>(p, pl, st, e);
-    case FX_EPI_SGD: return launch_cfg_op_epi<C, OP, FX_EPI_SGD>(p, pl, st, e);
-    }
-    return fx_fail(e, "sgemm: unknown epilogue %d", (int)epi);
-}
-
-template <class C>
-static int launch_cfg(const SgemmParams &p, const SgemmPlan &pl, fx_op op, fx_epilogue epi, cudaStream_t st, fx_err *e)
-{
-    switch (op) {
-    case FX_NN: return launch_cfg_op<C, FX_NN>(p, pl, epi, st, e);
-    case FX_NT: return launch_cfg_op<C, FX_NT>(p, pl, epi, st, e);
-    case FX_TN: return launch_cfg_op<C, FX_TN>(p, pl, epi, st, e);
-    }
-    return fx_fail(e, "sgemm: unknown op %d", (int)op);
-}
 
 int fx_sgemm_launch(const SgemmPlan &pl, const fx_gemm_args &g, float *ws, int *counters, cudaStream_t st, fx_err *e)
 {
@@ -53,6 +18,8 @@ int fx_sgemm_launch(const SgemmPlan &pl, const fx_gemm_args &g, float *ws, int *
     case FX_CFG_LARGE: return launch_cfg<CfgLarge>(p, pl, g.op, g.epi, st, e);
     case FX_CFG_MID: return launch_cfg<CfgMid>(p, pl, g.op, g.epi, st, e);
     case FX_CFG_SMALL: return launch_cfg<CfgSmall>(p, pl, g.op, g.epi, st, e);
+    case FX_CFG_LARGE2:
+    case FX_CFG_LARGE_BK8: return fx_sgemm_launch_exp(p, pl, g.op, g.epi, st, e);
     }
     return fx_fail(e, "sgemm: unknown config %d", pl.cfg);
 }
@@ -67,16 +34,11 @@ static int machine(SgemmMachine *mach, fx_err *e)
         if (!d)
             return fx_fail(e, "%s", fx_cuda_unavailable());
         cached.sms = d->sms;
-        FX_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached.occupancy[FX_CFG_LARGE],
-                                                            sgemm_kernel<CfgLarge, FX_NN, FX_EPI_STORE>,
-                                                            CfgLarge::THREADS, 0));
-        FX_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached.occupancy[FX_CFG_MID],
-                                                            sgemm_kernel<CfgMid, FX_NN, FX_EPI_STORE>,
-                                                            CfgMid::THREADS, 0));
-        FX_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached.occupancy[FX_CFG_SMALL],
-                                                            sgemm_kernel<CfgSmall, FX_NN, FX_EPI_STORE>,
-                                                            CfgSmall::THREADS, 0));
-        for (int c = 0; c < FX_NCFG; c++)
+        FX_TRY(sgemm_occupancy<CfgLarge>(&cached.occupancy[FX_CFG_LARGE], e));
+        FX_TRY(sgemm_occupancy<CfgMid>(&cached.occupancy[FX_CFG_MID], e));
+        FX_TRY(sgemm_occupancy<CfgSmall>(&cached.occupancy[FX_CFG_SMALL], e));
+        FX_TRY(fx_sgemm_occupancy_exp(cached.occupancy, e));
+        for (int c = 0; c < FX_NCFG_ALL; c++)
             if (cached.occupancy[c] < 1)
                 return fx_fail(e, "sgemm: config %s cannot be resident on this GPU", fx_cfg_name[c]);
         done = 1;
@@ -102,11 +64,11 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
         return fx_fail(e, "FIFTYX_SGEMM_FAST='%s': expected 0 or 1", fast_env);
     int cfg = -1, splits = 0;
     if (cfg_env && *cfg_env) {
-        for (int i = 0; i < FX_NCFG; i++)
-            if (!strcmp(cfg_env, fx_cfg_name[i]) || !strcmp(cfg_env, i == 0 ? "large" : i == 1 ? "mid" : "small"))
+        for (int i = 0; i < FX_NCFG_ALL; i++)
+            if (!strcmp(cfg_env, fx_cfg_name[i]) || !strcmp(cfg_env, fx_cfg_alias[i]))
                 cfg = i;
         if (cfg < 0)
-            return fx_fail(e, "FIFTYX_SGEMM_CFG='%s': expected large, mid or small", cfg_env);
+            return fx_fail(e, "FIFTYX_SGEMM_CFG='%s': expected large, mid, small, large2 or large-bk8", cfg_env);
     }
     if (split_env && *split_env) {
         char *end;

@@ -59,12 +59,25 @@ struct SgemmConfig {
 using CfgLarge = SgemmConfig<128, 128, 16, 32, 64, 256, 1>; // 8×8: large squares
 using CfgMid = SgemmConfig<64, 64, 16, 32, 32, 128, 4>;     // 8×4: mid sizes, more blocks
 using CfgSmall = SgemmConfig<32, 32, 16, 16, 32, 64, 8>;    // 4×4: skinny shapes, split-K
+// Experiments for a GPU session (NOTES.md, "Predictions": the first two for 4096³), built in
+// sgemm_exp.cu and run only where FIFTYX_SGEMM_CFG names them — the heuristic never picks them:
+using CfgLarge2 = SgemmConfig<128, 128, 16, 32, 64, 256, 2>;  // 8×8 capped at 128 regs: 16 warps/SM
+using CfgLargeBk8 = SgemmConfig<128, 128, 8, 32, 64, 256, 2>; // the same with half the K tile
 
-enum { FX_CFG_LARGE = 0, FX_CFG_MID = 1, FX_CFG_SMALL = 2, FX_NCFG = 3 };
-static const int fx_cfg_bm[FX_NCFG] = {128, 64, 32}, fx_cfg_bn[FX_NCFG] = {128, 64, 32};
-static const int fx_cfg_threads[FX_NCFG] = {256, 128, 64};
-static const char *const fx_cfg_name[FX_NCFG] = {"128x128", "64x64", "32x32"};
-constexpr int FX_SGEMM_BK = 16;
+enum {
+    FX_CFG_LARGE = 0, FX_CFG_MID = 1, FX_CFG_SMALL = 2,
+    FX_NCFG = 3,                               // the configs the heuristic chooses from
+    FX_CFG_LARGE2 = 3, FX_CFG_LARGE_BK8 = 4,   // experiments (forced only)
+    FX_NCFG_ALL = 5
+};
+static const int fx_cfg_bm[FX_NCFG_ALL] = {128, 64, 32, 128, 128}, fx_cfg_bn[FX_NCFG_ALL] = {128, 64, 32, 128, 128};
+static const int fx_cfg_threads[FX_NCFG_ALL] = {256, 128, 64, 256, 256};
+static const char *const fx_cfg_name[FX_NCFG_ALL] = {"128x128", "64x64", "32x32", "128x128/2", "128x128x8/2"};
+static const char *const fx_cfg_alias[FX_NCFG_ALL] = {"large", "mid", "small", "large2", "large-bk8"};
+constexpr int FX_SGEMM_BK = 16; // K slices are multiples of this: whole K tiles of every config
+static_assert(FX_SGEMM_BK % CfgLarge::BK == 0 && FX_SGEMM_BK % CfgMid::BK == 0 && FX_SGEMM_BK % CfgSmall::BK == 0 &&
+                  FX_SGEMM_BK % CfgLarge2::BK == 0 && FX_SGEMM_BK % CfgLargeBk8::BK == 0,
+              "a split-K slice is whole K tiles of every config");
 constexpr int FX_SGEMM_GROUP_M = 8; // tile rows per L2-friendly group of the launch order
 constexpr int FX_SGEMM_MAX_SPLITS = 64;
 
@@ -454,7 +467,7 @@ struct SgemmPlan {
 // What the heuristic knows about the GPU: SM count and resident blocks per SM of each config.
 struct SgemmMachine {
     int sms;
-    int occupancy[FX_NCFG];
+    int occupancy[FX_NCFG_ALL];
 };
 
 static inline long fx_cdiv(long a, long b) { return (a + b - 1) / b; }
@@ -482,7 +495,8 @@ static inline SgemmPlan sgemm_plan_for(int cfg, int splits, long m, long n, long
 // split-K's partial sums (written, re-read) and its ticket.
 static inline double sgemm_plan_cost(const SgemmPlan &p, long m, long n, const SgemmMachine &mach)
 {
-    static const double fma_per_clk[FX_NCFG] = {0.80 * 128, 0.65 * 128, 0.40 * 128}; // per SM
+    static const double fma_per_clk[FX_NCFG_ALL] = {0.80 * 128, 0.65 * 128, 0.40 * 128, 0.80 * 128,
+                                                    0.80 * 128}; // per SM
     const int bm = fx_cfg_bm[p.cfg], bn = fx_cfg_bn[p.cfg];
     const long blocks = (long)p.tiles * p.splits;
     const long slots = (long)mach.sms * mach.occupancy[p.cfg];
