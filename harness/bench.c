@@ -1283,7 +1283,7 @@ static void default_out(char *buf, size_t len, const fx_bench_run *run)
     gmtime_r(&now, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    fx_results_stem(name, sizeof name, host, run->topo.cpu_model, run->threads_all,
+    fx_results_stem(name, sizeof name, host, run->topo.cpu_model, fx_core_count(), /* not --threads */
                     run->have_gpu ? run->gpu.name : NULL);
     if (mkdir("results", 0777) && errno != EEXIST)
         fx_bad_input("bench: cannot make the results directory (%s): give --out FILE", strerror(errno));
@@ -1465,20 +1465,7 @@ int fx_cmd_bench(int argc, char **argv)
     fx_err ge = {{0}};
     run.have_gpu = fx_gpu_query(&run.gpu, &ge) == 0;
     snprintf(run.gpu_note, sizeof run.gpu_note, "%s", run.have_gpu ? "" : ge.msg);
-    char outbuf[4096];
-    const char *out_what = out ? "--out" : "results file";
-    if (!out) {
-        default_out(outbuf, sizeof outbuf, &run);
-        out = outbuf;
-    }
-    { /* fail now, not after minutes of timing, if the results cannot be written */
-        fx_err e;
-        if (fx_atomic_check(out, &e))
-            fx_bad_input("%s: %s", out_what, e.msg);
-    }
 
-    for (int i = 0; i < nunusable; i++)
-        fprintf(stderr, "fiftyx: bench: leaving out backend %s: %s\n", unusable[i]->name, unusable[i]->unavailable());
 
     run.argc = argc;
     run.argv = argv;
@@ -1519,6 +1506,19 @@ int fx_cmd_bench(int argc, char **argv)
     if (!runnable)
         fx_bad_input("bench: nothing to run: no selected backend can run these cases (%s: %s)", run.rows[0].b->name,
                      why_not);
+    char outbuf[4096]; /* after the checks above: a run refused leaves no results/ behind */
+    const char *out_what = out ? "--out" : "results file";
+    if (!out) {
+        default_out(outbuf, sizeof outbuf, &run);
+        out = outbuf;
+    }
+    { /* fail now, not after minutes of timing, if the results cannot be written */
+        fx_err e;
+        if (fx_atomic_check(out, &e))
+            fx_bad_input("%s: %s", out_what, e.msg);
+    }
+    for (int i = 0; i < nunusable; i++)
+        fprintf(stderr, "fiftyx: bench: leaving out backend %s: %s\n", unusable[i]->name, unusable[i]->unavailable());
     if (nkern)
         for (int b = 0; b < nsel; b++)
             if (!kernel_hooks(sel[b]))

@@ -2,6 +2,7 @@
  * line on stderr and exit status 2 (never a crash, a signal or a hang). Runs this very binary. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +36,7 @@ static void slurp(FILE *f, char *buf, size_t len)
 
 static const char *run_cwd; /* when set, the directory run_prog's child starts in */
 static int run_cpu = -1;     /* when >= 0, the one CPU run_prog's child is started on (as taskset) */
+static long run_data_mib;    /* when > 0, the child's RLIMIT_DATA in MiB (as ulimit -d) */
 
 /* Runs `prog args...` (prog NULL: this binary) with a 120 s alarm; captures stdout and stderr. */
 static int run_prog(const char *prog, const char *const *args, run_result *r)
@@ -59,6 +62,11 @@ static int run_prog(const char *prog, const char *const *args, run_result *r)
         alarm(120);
         if (run_cwd && chdir(run_cwd))
             _exit(126);
+        if (run_data_mib > 0) {
+            struct rlimit rl = {(rlim_t)run_data_mib << 20, (rlim_t)run_data_mib << 20};
+            if (setrlimit(RLIMIT_DATA, &rl))
+                _exit(126);
+        }
         if (run_cpu >= 0) {
             cpu_set_t one;
             CPU_ZERO(&one);
@@ -113,6 +121,86 @@ static void expect_bad(fx_check *c, const char *name, const char *const *args)
         fx_report(c, FX_FAIL, full, "stderr is not one 'fiftyx: ...' line: %.300s", r.err);
     else
         fx_report(c, FX_PASS, full, NULL);
+}
+
+/* A size whose tensors alone exceed the memory the process may have is refused at once as bad
+ * input (exit 2, one line), not attempted: under a data-size limit of 1 GiB, 8192x65536x1x1 (x
+ * alone is 2 GiB) fails with "out of memory" (exit 1) without the check. */
+static void check_memory_limit(fx_check *c)
+{
+    const char *name = "cli/bad_size_over_memory_limit";
+    const char *args[] = {"train", "--backend", "naive", "--steps", "1", "--size", "8192x65536x1x1", NULL};
+    run_result r;
+    run_data_mib = 1024;
+    int rc = run_self(args, &r);
+    run_data_mib = 0;
+    if (rc)
+        fx_report(c, FX_FAIL, name, "could not run the binary");
+    else if (r.signal || r.status != 2 || count_lines(r.err) != 1 || !strstr(r.err, "ulimit -d"))
+        fx_report(c, FX_FAIL, name, "exit %d, stderr: %.300s", r.status, r.err);
+    else
+        fx_report(c, FX_PASS, name, NULL);
+}
+
+/* A bench refused as bad input leaves nothing behind: no results/ made in the working directory. */
+static void check_refused_bench_leaves_nothing(fx_check *c, const char *dir)
+{
+    const char *name = "cli/bad_bench_leaves_no_results_dir";
+    char sub[4300], results[4400];
+    snprintf(sub, sizeof sub, "%s/refused", dir);
+    snprintf(results, sizeof results, "%s/results", sub);
+    const char *args[] = {"bench", "--suite", "kernels", "--backend", "reference", "--quick", NULL};
+    run_result r;
+    if (mkdir(sub, 0755)) {
+        fx_report(c, FX_FAIL, name, "cannot make %s", sub);
+        return;
+    }
+    run_cwd = sub;
+    int rc = run_self(args, &r);
+    run_cwd = NULL;
+    if (rc || r.status != 2)
+        fx_report(c, FX_FAIL, name, "exit %d (expected 2): %.200s", r.status, r.err);
+    else if (access(results, F_OK) == 0)
+        fx_report(c, FX_FAIL, name, "%s was made by a refused run", results);
+    else
+        fx_report(c, FX_PASS, name, NULL);
+    rmdir(results);
+    rmdir(sub);
+}
+
+/* FIFTYX_BLOCKS reaches every CPU variant, not only `cpu`: CI's small-blocks run checks the AVX2
+ * and portable micro-kernels with every block loop cut many times (it once did not: the forced
+ * variants ignored the variable, and that run checked the table's blocks for them). */
+static void check_blocks_every_isa(fx_check *c)
+{
+    const char *name = "cpu/blocks_reach_every_isa";
+    const char *old = getenv("FIFTYX_BLOCKS");
+    char saved[256] = "";
+    if (old)
+        snprintf(saved, sizeof saved, "%s", old);
+    setenv("FIFTYX_BLOCKS", "40,64,36", 1);
+    const char *names[] = {"cpu", "cpu-avx512", "cpu-avx2", "cpu-generic"};
+    char bad[300] = "";
+    int n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !*bad; i++) {
+        const fx_backend *b = fx_backend_find(names[i]);
+        if (!b || (b->unavailable && b->unavailable()))
+            continue; /* not built, or this CPU lacks the ISA */
+        const char *d = b->describe ? b->describe() : "";
+        if (!strstr(d, "KC 40,"))
+            snprintf(bad, sizeof bad, "%s: %.200s", names[i], d);
+        n++;
+    }
+    if (old)
+        setenv("FIFTYX_BLOCKS", saved, 1);
+    else
+        unsetenv("FIFTYX_BLOCKS");
+    if (*bad)
+        fx_report(c, FX_FAIL, name, "FIFTYX_BLOCKS=40,64,36 not in use: %s", bad);
+    else if (!n)
+        fx_report(c, FX_SKIP, name, "no CPU variant usable here");
+    else
+        fx_report(c, FX_PASS, name, "%d variants", n);
 }
 
 /* Writes a copy of the tutorial tensors into dir, with `name` replaced by a bad file. */
@@ -246,12 +334,49 @@ static void check_more_bad(fx_check *c, const char *dir, const char *tut)
 }
 
 /* tools/compare, tools/plot and tools/report on good and bad results files. */
+/* report --readme through a symbolic link: the link stays, its target gets the new text (as the C
+ * writer does: harness/atomic_file.c). */
+static void check_report_through_link(fx_check *c, const char *report, const char *dir, const char *results)
+{
+    const char *name = "tools/report_through_link";
+    char target[4200], link[4200], buf[512] = "";
+    const char *original = "# t\n<!-- fiftyx-report:begin -->\n<!-- fiftyx-report:end -->\n";
+    snprintf(target, sizeof target, "%s/TARGET.md", dir);
+    snprintf(link, sizeof link, "%s/LINK.md", dir);
+    FILE *f = fopen(target, "w");
+    if (!f) {
+        fx_report(c, FX_FAIL, name, "cannot write %s", target);
+        return;
+    }
+    fputs(original, f);
+    fclose(f);
+    unlink(link);
+    run_result r;
+    const char *args[] = {"--readme", link, results, NULL};
+    struct stat st;
+    if (symlink("TARGET.md", link))
+        fx_report(c, FX_FAIL, name, "cannot make the link %s", link);
+    else if (run_prog(report, args, &r) || r.status != 0)
+        fx_report(c, FX_FAIL, name, "exit %d: %.200s", r.status, r.err);
+    else if (lstat(link, &st) || !S_ISLNK(st.st_mode))
+        fx_report(c, FX_FAIL, name, "the link was replaced by a file");
+    else if (!(f = fopen(target, "r")) || fread(buf, 1, sizeof buf - 1, f) <= strlen(original) ||
+             !strstr(buf, "fiftyx-report:end"))
+        fx_report(c, FX_FAIL, name, "the link's target does not hold the report: %.200s", buf);
+    else
+        fx_report(c, FX_PASS, name, NULL);
+    if (f)
+        fclose(f);
+    unlink(link);
+    unlink(target);
+}
+
 static void check_tools(fx_check *c, const char *dir)
 {
     char tool[6][4200], good[4200], other[4200], trunc[4200], junk[4200], schema[4200], badsp[4200];
     char nan[4200], wrongtype[4200], notutf8[4200], schemastr[4200], booltime[4200], nobench[4200];
     char spnoflops[4200], gemmsize[4200], intdate[4200], nlabel[4200], self[4200], nodir[4200], readme[4200];
-    char ptout[4200], slow[4200], nokernel[4200];
+    char ptout[4200], slow[4200], nokernel[4200], fifo[4200];
     const char *names[6] = {"compare", "plot", "report", "pytorch_step.py", "bundle-libs", "install-deps"};
     for (int i = 0; i < 6; i++)
         snprintf(tool[i], sizeof tool[i], "%s/tools/%s", fx_source_dir(), names[i]);
@@ -263,6 +388,9 @@ static void check_tools(fx_check *c, const char *dir)
         snprintf(self, sizeof self, "/bin/sh");
     snprintf(nodir, sizeof nodir, "%s/bundle", dir);
     snprintf(ptout, sizeof ptout, "%s/pytorch.json", dir);
+    snprintf(fifo, sizeof fifo, "%s/tools.fifo", dir); /* a reader that opened it plainly would hang */
+    if (mkfifo(fifo, 0600) && errno != EEXIST)
+        fx_report(c, FX_FAIL, "tools/fifo", "cannot make %s", fifo);
     const char *doc = "{\"context\": {\"fiftyx\": {\"schema_version\": 1, \"cpu_model\": \"t\"}},"
                       " \"benchmarks\": [{\"name\": \"%s\", \"real_time\": 2.5, \"time_unit\": \"us\","
                       " \"cpu_time\": 2.5, \"suite\": \"step\", \"size\": \"1x1x1x1\", \"flops_per_iteration\": 8}]}\n";
@@ -361,6 +489,9 @@ static void check_tools(fx_check *c, const char *dir)
         {"tools/compare_bad_not_utf8", 0, {good, notutf8, NULL}, "UTF-8"},
         {"tools/compare_bad_schema_string", 0, {good, schemastr, NULL}, "schema_version"},
         {"tools/compare_bad_option", 0, {"--bogus", good, good, NULL}, "--bogus"},
+        {"tools/compare_bad_fifo", 0, {good, fifo, NULL}, "regular file"},
+        {"tools/compare_bad_device", 0, {good, "/dev/zero", NULL}, "regular file"},
+        {"tools/plot_bad_fifo", 1, {fifo, "--outdir", dir, NULL}, "regular file"},
         {"tools/compare_bad_all_empty", 0, {"--all", nobench, nobench, NULL}, "benchmarks"},
         {"tools/compare_bad_stdout_full", -1, {"-c", "exec \"$0\" \"$@\" >/dev/full", tool[0], good, good, NULL},
          "output"},
@@ -401,6 +532,8 @@ static void check_tools(fx_check *c, const char *dir)
         else
             fx_report(c, FX_PASS, bad[i].name, NULL);
     }
+    unlink(fifo);
+    check_report_through_link(c, tool[2], dir, good);
     if (access(nodir, F_OK) == 0)
         fx_report(c, FX_FAIL, "tools/bundle_libs_bad_no_dir_made", "%s was made for a bad BINARY", nodir);
     else
@@ -681,6 +814,12 @@ static void check_bench_cut_short(fx_check *c, const char *dir)
 static void check_bench_after_timing(fx_check *c, const char *dir)
 {
     const char *name = "cli/bench_step_after_timing";
+    const fx_backend *cpu = fx_backend_find("cpu");
+    const char *why = cpu && cpu->unavailable ? cpu->unavailable() : NULL;
+    if (!cpu || why) { /* bench would leave cpu out (e.g. FIFTYX_BLOCKS malformed): nothing to check */
+        fx_report(c, FX_SKIP, name, "backend cpu: %s", cpu ? why : "not in this build");
+        return;
+    }
     char out[4200];
     snprintf(out, sizeof out, "%s/after.json", dir);
     const char *args[] = {"bench", "--suite", "step", "--backend", "cpu,naive", "--size", "16x40x20x3,9x33x7x2",
@@ -1176,6 +1315,12 @@ void fx_check_cli(fx_check *c)
         {"bench_size_twice", {"bench", "--quick", "--suite", "gemm", "--size", "16,16x16x16:nn", NULL}},
         {"bench_size_other_suite", {"bench", "--quick", "--suite", "step", "--size", "2x2x2x2,16", NULL}},
         {"bench_threads_above_processors", {"bench", "--quick", "--threads", "4096", NULL}},
+        {"option_twice", {"train", "--backend", "naive", "--size", "4x5x3x2", "--backend", "naive", NULL}},
+        {"option_twice_with_equals", {"bench", "--quick", "--budget=1", "--budget", "2", NULL}},
+        {"lr_hex", {"train", "--backend", "naive", "--size", "4x5x3x2", "--lr", "0x1p-20", NULL}},
+        {"lr_leading_space", {"train", "--backend", "naive", "--size", "4x5x3x2", "--lr", " 1e-6", NULL}},
+        {"budget_hex", {"bench", "--quick", "--budget", "0x10", NULL}},
+        {"init_empty", {"train", "--backend", "reference", "--init", "", NULL}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_bad(c, bad[i].name, bad[i].args);
@@ -1184,6 +1329,9 @@ void fx_check_cli(fx_check *c)
         fx_report(c, FX_FAIL, "cli/bad_bench_out_not_regular_kept", "the FIFO given as --out was replaced");
     unlink(fifo_out);
     check_more_bad(c, dir, tut);
+    check_memory_limit(c);
+    check_refused_bench_leaves_nothing(c, dir);
+    check_blocks_every_isa(c);
 
     /* Bad tensor files behind --init. */
     fx_init t;

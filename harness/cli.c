@@ -1,10 +1,13 @@
 /* cli.c — see cli.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include "cli.h"
 
 void fx_die(int status, const char *fmt, ...)
@@ -51,6 +54,9 @@ int fx_parse_double(const char *s, double *out)
         return -1;
     errno = 0;
     char *end;
+    /* plain decimal only, as the integer options: no leading space, no hex (strtod takes both) */
+    if (!(isdigit((unsigned char)*s) || *s == '.' || *s == '-' || *s == '+') || strpbrk(s, "xXpP"))
+        return -1;
     double v = strtod(s, &end);
     if (errno || *end || !isfinite(v))
         return -1;
@@ -105,19 +111,64 @@ int fx_size_check(fx_size z, fx_err *e)
     for (int i = 0; i < 5; i++)
         if (elems[i] > FX_MAX_ELEMS)
             return fx_fail(e, "a tensor of %ld elements is too large (max %ld)", elems[i], FX_MAX_ELEMS);
+    /* The least any backend holds in float32: x; w1 and its gradient; h, h_relu and gh; w2 and its
+     * gradient; y, y_pred and g. A size past the memory this process may have can never run: say
+     * so here rather than be killed for it (or thrash) minutes later. */
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    double need = 4.0 * ((double)elems[0] + 2.0 * elems[1] + 3.0 * elems[2] + 2.0 * elems[3] + 3.0 * elems[4]);
+    const char *what;
+    double have = fx_memory_limit(&what);
+    if (have > 0 && need > have)
+        return fx_fail(e, "its tensors alone need %.1f GiB; %s is %.1f GiB", need / gib, what, have / gib);
     return 0;
+}
+
+double fx_memory_limit(const char **what)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * page : 0;
+    *what = "this machine's memory";
+    static const struct {
+        int resource;
+        const char *name;
+    } limits[] = {{RLIMIT_AS, "the process's address-space limit (ulimit -v)"},
+                  {RLIMIT_DATA, "the process's data-size limit (ulimit -d)"}};
+    for (int i = 0; i < 2; i++) {
+        struct rlimit rl;
+        if (!getrlimit(limits[i].resource, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+            (have <= 0 || (double)rl.rlim_cur < have)) {
+            have = (double)rl.rlim_cur;
+            *what = limits[i].name;
+        }
+    }
+    return have;
+}
+
+/* An option given twice is refused (which one was meant?): the names matched so far in this argv.
+ * Each position matches at most one name (the parsers test names in a chain until one matches). */
+static void note_option(char **argv, const char *name)
+{
+    static char **seen_argv;
+    static const char *seen[32];
+    static int nseen;
+    if (argv != seen_argv)
+        seen_argv = argv, nseen = 0;
+    for (int k = 0; k < nseen; k++)
+        if (!strcmp(seen[k], name))
+            fx_bad_input("option %s given twice", name);
+    if (nseen < (int)(sizeof seen / sizeof seen[0]))
+        seen[nseen++] = name;
 }
 
 const char *fx_opt(int argc, char **argv, int *i, const char *name)
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
-    if (strncmp(a, name, n))
+    if (strncmp(a, name, n) || (a[n] && a[n] != '='))
         return NULL;
+    note_option(argv, name);
     if (a[n] == '=')
         return a + n + 1;
-    if (a[n])
-        return NULL;
     if (*i + 1 >= argc)
         fx_bad_input("option %s needs a value", name);
     return argv[++*i];

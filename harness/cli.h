@@ -16,13 +16,17 @@ _Noreturn void fx_die(int status, const char *fmt, ...) __attribute__((format(pr
 int fx_parse_size(const char *s, fx_size *out, fx_err *e);
 /* The same limits for a size from anywhere (tensors read with --init). */
 int fx_size_check(fx_size z, fx_err *e);
+/* The most memory this process may use, in bytes: physical memory, or a smaller RLIMIT_AS or
+ * RLIMIT_DATA (0 if none is known); *what names which. */
+double fx_memory_limit(const char **what);
 /* A comma-separated list of sizes (step) or GEMM shapes MxNxK / a single edge "2048". */
 int fx_parse_long(const char *s, long lo, long hi, long *out);
 int fx_parse_u64(const char *s, uint64_t *out);
-int fx_parse_double(const char *s, double *out); /* finite only */
+int fx_parse_double(const char *s, double *out); /* finite, plain decimal (no space, no hex) */
 
 /* Option scanning: `--name value` or `--name=value`. Returns the value or NULL when argv[*i]
- * is not this option; moves *i past what it consumed; a missing value is bad input. */
+ * is not this option; moves *i past what it consumed; a missing value, or the option given a
+ * second time in the same argv, is bad input. */
 const char *fx_opt(int argc, char **argv, int *i, const char *name);
 int fx_flag(char **argv, int i, const char *name);
 

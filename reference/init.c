@@ -58,6 +58,8 @@ static int load_2d(const char *dir, const char *name, fx_npy *a, fx_err *e)
 int fx_init_load(fx_init *t, const char *dir, fx_err *e)
 {
     memset(t, 0, sizeof *t);
+    if (!*dir)
+        return fx_fail(e, "the tensors' directory name is empty");
     fx_npy x = {0}, y = {0}, w1 = {0}, w2 = {0};
     if (load_2d(dir, "x", &x, e) || load_2d(dir, "y", &y, e) || load_2d(dir, "w1", &w1, e) ||
         load_2d(dir, "w2", &w2, e))

@@ -166,6 +166,13 @@ int fx_npy_load(const char *path, fx_npy *out, fx_err *e)
         count *= d;
     }
     size_t bytes = count * (size_t)elem;
+    struct stat fst;
+    long pos = ftell(fp);
+    if (pos >= 0 && !fstat(fileno(fp), &fst) && (fst.st_size < pos || (size_t)(fst.st_size - pos) < bytes)) {
+        /* before allocating: a short file must not cost its header's claim in memory */
+        fx_fail(e, "%s: truncated .npy data (expected %zu bytes)", path, bytes);
+        goto done;
+    }
     raw = malloc(bytes ? bytes : 1);
     out->data = malloc(count ? count * sizeof(float) : sizeof(float));
     if (!raw || !out->data) {

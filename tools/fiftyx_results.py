@@ -68,13 +68,25 @@ def parse_args(argv, flags=(), values=()):
     return opts, paths
 
 
+MAX_TEXT_BYTES = 256 << 20  # far above any results file or README; bounds what a read may take
+
+
 def read_text(path):
-    """A file's text, decoded as UTF-8; BadInput if it cannot be read or is not UTF-8."""
+    """A file's text, decoded as UTF-8; BadInput if it cannot be read, is not a regular file (a
+    FIFO would block, a device never end), is over MAX_TEXT_BYTES, or is not UTF-8."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO cannot block the open
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise BadInput(f"{path}: not a regular file")
+            if st.st_size > MAX_TEXT_BYTES:
+                raise BadInput(f"{path}: {st.st_size} bytes, more than any results file ({MAX_TEXT_BYTES} at most)")
+            data = f.read(MAX_TEXT_BYTES + 1)
     except OSError as e:
         raise BadInput(f"{path}: {e.strerror}")
+    if len(data) > MAX_TEXT_BYTES:
+        raise BadInput(f"{path}: grew past {MAX_TEXT_BYTES} bytes while being read")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -105,8 +117,10 @@ def check_writable(directory):
 
 def write_atomic(path, data):
     """Writes bytes to path through a temporary file beside it and a rename: the file is whole or
-    as it was, and no temporary file is left, whatever fails (BadInput)."""
+    as it was, and no temporary file is left, whatever fails (BadInput). A symbolic link is
+    written through (its target replaced, the link kept), as harness/atomic_file.c does."""
     tmp = None
+    path = os.path.realpath(path)
     try:
         try:
             mode = stat.S_IMODE(os.stat(path).st_mode)  # keep a file's permissions

@@ -107,17 +107,19 @@ static const char *selected_why_not(void)
     return fx_cpu_isa_select(&why) ? NULL : why;
 }
 
-static const char *lacks(const fx_cpu_isa *isa)
+/* Why a forced variant cannot run: the CPU lacks its ISA, or FIFTYX_BLOCKS is malformed. */
+static const char *forced_why_not(const fx_cpu_isa *isa)
 {
-    if (isa->supported())
-        return NULL;
-    return isa == &fx_cpu_isa_avx512 ? "this CPU lacks AVX-512 (F, VL, BW, DQ)"
-                                     : "this CPU lacks AVX2 and FMA";
+    if (!isa->supported())
+        return isa == &fx_cpu_isa_avx512 ? "this CPU lacks AVX-512 (F, VL, BW, DQ)"
+                                         : "this CPU lacks AVX2 and FMA";
+    const char *why = NULL;
+    return fx_cpu_isa_with_blocks(isa, &why) ? NULL : why;
 }
 
 /* ---- one set of entry points per variant: the kernels table has no room for a context ---- */
 
-#define CPU_VARIANT(id, ISA, WHY_NOT)                                                              \
+#define CPU_VARIANT(id, ISA, ISA_NAME, WHY_NOT)                                                    \
     static const fx_cpu_isa *isa_##id(void) { return ISA; }                                       \
     static const char *unavailable_##id(void) { return WHY_NOT; }                                 \
     static int gemm_##id(const fx_gemm_args *a, fx_err *e) { return do_gemm(isa_##id(), a, e); }  \
@@ -146,12 +148,16 @@ static const char *lacks(const fx_cpu_isa *isa)
         static char buf[320];                                                                     \
         return describe(isa_##id(), buf, sizeof buf);                                             \
     }                                                                                             \
-    static const char *isa_name_##id(void) { return isa_##id() ? isa_##id()->name : NULL; }
+    static const char *isa_name_##id(void) { return ISA_NAME; }
 
-CPU_VARIANT(cpu, fx_cpu_isa_select(NULL), selected_why_not())
-CPU_VARIANT(avx512, &fx_cpu_isa_avx512, lacks(&fx_cpu_isa_avx512))
-CPU_VARIANT(avx2, &fx_cpu_isa_avx2, lacks(&fx_cpu_isa_avx2))
-CPU_VARIANT(generic, &fx_cpu_isa_generic, NULL)
+/* The ISA name (for the row's peak) of a forced variant does not depend on FIFTYX_BLOCKS. */
+CPU_VARIANT(cpu, fx_cpu_isa_select(NULL), isa_cpu() ? isa_cpu()->name : NULL, selected_why_not())
+CPU_VARIANT(avx512, fx_cpu_isa_with_blocks(&fx_cpu_isa_avx512, NULL), fx_cpu_isa_avx512.name,
+            forced_why_not(&fx_cpu_isa_avx512))
+CPU_VARIANT(avx2, fx_cpu_isa_with_blocks(&fx_cpu_isa_avx2, NULL), fx_cpu_isa_avx2.name,
+            forced_why_not(&fx_cpu_isa_avx2))
+CPU_VARIANT(generic, fx_cpu_isa_with_blocks(&fx_cpu_isa_generic, NULL), fx_cpu_isa_generic.name,
+            forced_why_not(&fx_cpu_isa_generic))
 
 #define CPU_BACKEND(id, NAME, SUMMARY, HIDDEN)                                                     \
     {                                                                                             \

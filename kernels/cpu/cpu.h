@@ -77,6 +77,8 @@ extern const fx_cpu_isa fx_cpu_isa_avx512, fx_cpu_isa_avx2, fx_cpu_isa_generic;
  * here or is unknown), else the best this CPU supports; FIFTYX_BLOCKS=KC,NC,MC overrides its
  * cache blocks (for tuning). */
 const fx_cpu_isa *fx_cpu_isa_select(const char **why);
+/* isa with FIFTYX_BLOCKS's cache blocks when it is set; NULL (and *why) when it is malformed. */
+const fx_cpu_isa *fx_cpu_isa_with_blocks(const fx_cpu_isa *isa, const char **why);
 
 /* A GEMM problem with strided operands (see the top of this file). */
 typedef struct {

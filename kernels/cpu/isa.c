@@ -61,8 +61,10 @@ const fx_cpu_isa fx_cpu_isa_generic = {
 };
 
 /* FIFTYX_BLOCKS=KC,NC,MC replaces the table's cache blocks (the tuning sweeps of NOTES.md run
- * through `fiftyx bench` this way); describe() shows the blocks in use. */
-static const fx_cpu_isa *with_blocks(const fx_cpu_isa *isa, const char **why)
+ * through `fiftyx bench` this way, and CI cuts every block loop many times with it, on every ISA:
+ * the cpu-avx512, cpu-avx2 and cpu-generic backends honour it too); describe() shows the blocks in
+ * use. */
+const fx_cpu_isa *fx_cpu_isa_with_blocks(const fx_cpu_isa *isa, const char **why)
 {
     const char *s = getenv("FIFTYX_BLOCKS");
     if (!isa || !s || !*s)
@@ -93,14 +95,14 @@ const fx_cpu_isa *fx_cpu_isa_select(const char **why)
             if (strcmp(want, all[i]->name))
                 continue;
             if (all[i]->supported())
-                return with_blocks(all[i], why);
+                return fx_cpu_isa_with_blocks(all[i], why);
             if (why)
                 *why = i == 0 ? "FIFTYX_ISA=avx512, but this CPU lacks AVX-512 (F, VL, BW, DQ)"
                               : "FIFTYX_ISA=avx2, but this CPU lacks AVX2 and FMA";
             return NULL;
         }
         if (all[i]->supported())
-            return with_blocks(all[i], why);
+            return fx_cpu_isa_with_blocks(all[i], why);
     }
     if (why)
         *why = "FIFTYX_ISA must be avx512, avx2 or generic";
