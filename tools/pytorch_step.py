@@ -45,6 +45,7 @@ def die(msg, status=2):
 
 MAX_DIM, MAX_ELEMS = 1 << 24, 1 << 32  # fiftyx's limits (harness/cli.h: FX_MAX_DIM, FX_MAX_ELEMS)
 INTEGER = re.compile(r"[0-9]{1,9}")  # ASCII digits: int() would take '١' and ' 1'
+DECIMAL = re.compile(r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+\.")
 
 
 def parse_size(s):
@@ -289,6 +290,7 @@ def main(argv):
         print(__doc__)
         return 0
     opts = {"--size": None, "--threads": None, "--out": None, "--budget": "20"}
+    given = set()
     quick = False
     i = 0
     while i < len(argv):
@@ -298,13 +300,17 @@ def main(argv):
         elif a in opts:
             if i + 1 >= len(argv) or not argv[i + 1]:
                 die(f"option {a} needs a value")
+            if a in given:
+                die(f"option {a} given twice")
+            given.add(a)
             opts[a] = argv[i + 1]
             i += 1
         else:
             die(f"unknown option {a!r} (see --help)")
         i += 1
     sizes = [parse_size(s) for s in (opts["--size"] or ",".join(DEFAULT_SIZES[:2] if quick else DEFAULT_SIZES)).split(",")]
-    try:
+    try:  # plain ASCII decimal, as fiftyx takes it: float() would take ' 5', '5_0' and '５'
+        assert DECIMAL.fullmatch(opts["--budget"])
         budget = float(opts["--budget"])
         assert math.isfinite(budget) and budget > 0
     except (ValueError, AssertionError):
