@@ -894,7 +894,8 @@ static void checkpoint(bench_ctx *bc, int done)
     free(snap);
 }
 
-/* Why backend r->b cannot run row r at all (NULL: it can). */
+/* Why backend r->b cannot run row r at all (NULL: it can). Asked again where the answer is used:
+ * a backend may return its reason in a static buffer (cuda-persistent does), so it is not kept. */
 static const char *row_unsupported(const fx_bench_row *r)
 {
     if (r->suite != FX_SUITE_GEMM) { /* step and kernels rows: the step's size must fit the backend */
