@@ -44,6 +44,8 @@ static long cdiv(long a, long b) { return (a + b - 1) / b; }
 
 static __thread float *buf_a, *buf_b;
 static __thread size_t cap_a, cap_b;
+static __thread float *buf_t; /* the narrow TN path's transposed result (see gemm_narrow_tn) */
+static __thread size_t cap_t;
 
 static float *grow(float **buf, size_t *cap, size_t floats)
 {
@@ -386,7 +388,10 @@ static void apply_transposed(const fx_cpu_gemm *g, const float *ct, long i0, lon
 static int gemm_narrow_tn(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threads, fx_err *e)
 {
     const long m = g->m, n = g->n;
-    float *ct = malloc((size_t)(m * n) * sizeof *ct);
+    /* kept per thread like the pack buffers: the calls this path is for take ~1 µs, of which a
+     * malloc and free would be a measurable share; the inner GEMM below uses buf_a/buf_b only,
+     * and never takes this path itself (its M is this N, under NR) */
+    float *ct = grow(&buf_t, &cap_t, (size_t)(m * n));
     if (!ct)
         return fx_fail(e, "out of memory for a %ldx%ldx%ld GEMM's transposed result", g->m, g->n, g->k);
     fx_cpu_gemm t = {
@@ -407,7 +412,6 @@ static int gemm_narrow_tn(const fx_cpu_isa *isa, const fx_cpu_gemm *g, int threa
             apply_transposed(g, ct, 0, m); /* no parallel region: its start costs ~1 µs here */
         }
     }
-    free(ct);
     return rc;
 }
 
