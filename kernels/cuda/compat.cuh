@@ -26,6 +26,20 @@ __device__ __forceinline__ unsigned long long fx_ld_acquire(const unsigned long 
     asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
     return v;
 }
+// cp.async (sm_80+): a 16-byte copy global → shared that bypasses the registers (.cg: not kept in
+// L1), grouped by commit; wait<N> returns when at most N of this thread's groups are in flight.
+// Copies are visible to the issuing thread after the wait, to the block after a __syncthreads.
+__device__ __forceinline__ void fx_cp_async16(void *smem, const void *gmem)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void fx_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void fx_cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
 // Grid-wide barrier of a cooperative launch (no -rdc needed since CUDA 11).
 __device__ __forceinline__ void fx_grid_sync_coop() { cooperative_groups::this_grid().sync(); }
 // The block's dynamic shared memory (16-byte aligned).

@@ -18,6 +18,10 @@ int fx_sgemm_launch(const SgemmPlan &pl, const fx_gemm_args &g, float *ws, int *
     case FX_CFG_LARGE: return launch_cfg<CfgLarge>(p, pl, g.op, g.epi, st, e);
     case FX_CFG_MID: return launch_cfg<CfgMid>(p, pl, g.op, g.epi, st, e);
     case FX_CFG_SMALL: return launch_cfg<CfgSmall>(p, pl, g.op, g.epi, st, e);
+    case FX_CFG_LARGE_ASYNC:
+        if (!pl.async_b) // where K or the layout rules cp.async out: the default config's kernels
+            return launch_cfg<CfgLarge>(p, pl, g.op, g.epi, st, e);
+        return fx_sgemm_launch_exp(p, pl, g.op, g.epi, st, e);
     case FX_CFG_LARGE2:
     case FX_CFG_LARGE_BK8: return fx_sgemm_launch_exp(p, pl, g.op, g.epi, st, e);
     }
@@ -68,7 +72,8 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
             if (!strcmp(cfg_env, fx_cfg_name[i]) || !strcmp(cfg_env, fx_cfg_alias[i]))
                 cfg = i;
         if (cfg < 0)
-            return fx_fail(e, "FIFTYX_SGEMM_CFG='%s': expected large, mid, small, large2 or large-bk8", cfg_env);
+            return fx_fail(e, "FIFTYX_SGEMM_CFG='%s': expected large, mid, small, large2, large-bk8 or large-async",
+                           cfg_env);
     }
     if (split_env && *split_env) {
         char *end;
@@ -86,7 +91,7 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
         p = sgemm_plan_for(cfg < 0 ? FX_CFG_SMALL : cfg, splits, m, n, k);
     sgemm_plan_vectors(p, op, m, n, k, a, b, c, mask);
     if (fast_env && !strcmp(fast_env, "0"))
-        p.fast = 0; // the general loader everywhere (to measure what the fast path gains)
+        p.fast = p.async_b = 0; // the general loader everywhere (to measure what the fast path gains)
     *plan = p;
     return 0;
 }
@@ -94,7 +99,9 @@ int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b
 void fx_sgemm_plan_text(const SgemmPlan &p, char *buf, size_t len)
 {
     // said only where the fast loads were possible and FIFTYX_SGEMM_FAST=0 turned them off
-    const char *off = p.vec_a && p.vec_b && !p.fast ? " general loads" : "";
+    const char *off = p.vec_a && p.vec_b && !p.fast                  ? " general loads"
+                      : p.cfg == FX_CFG_LARGE_ASYNC && !p.async_b ? " (cp.async not taken)"
+                                                                  : "";
     if (p.splits > 1)
         snprintf(buf, len, "%s split-K %d×%d%s", fx_cfg_name[p.cfg], p.splits, p.kchunk, off);
     else

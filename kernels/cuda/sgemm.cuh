@@ -11,7 +11,7 @@
 //   the current one is multiplied, then stored into the other shared buffer — one __syncthreads
 //   per K tile. Operands whose memory layout is k-contiguous (A of NN/NT, B of NT) are transposed
 //   on that store; cp.async cannot transpose, which is why this kernel stages through registers
-//   (see NOTES.md: cp.async for the direct operands is one of the experiments for a GPU session).
+//   (ASYNC_B, an experiment for a GPU session, sends B by cp.async where it is k-major: NOTES.md).
 //   Bounds: every load is predicated (zero fill) and every store checked, for any M, N, K ≥ 1;
 //   16-byte loads/stores where the operand is 16-byte aligned and its contiguous extent is a
 //   multiple of 4 (then a 4-group is wholly in or out of bounds), 4 scalar accesses otherwise.
@@ -63,17 +63,20 @@ using CfgSmall = SgemmConfig<32, 32, 16, 16, 32, 64, 8>;    // 4×4: skinny shap
 // sgemm_exp.cu and run only where FIFTYX_SGEMM_CFG names them — the heuristic never picks them:
 using CfgLarge2 = SgemmConfig<128, 128, 16, 32, 64, 256, 2>;  // 8×8 capped at 128 regs: 16 warps/SM
 using CfgLargeBk8 = SgemmConfig<128, 128, 8, 32, 64, 256, 2>; // the same with half the K tile
+// and `large-async`: CfgLarge with B's tiles by cp.async (sgemm_kernel's ASYNC_B), where K allows
 
 enum {
     FX_CFG_LARGE = 0, FX_CFG_MID = 1, FX_CFG_SMALL = 2,
-    FX_NCFG = 3,                               // the configs the heuristic chooses from
-    FX_CFG_LARGE2 = 3, FX_CFG_LARGE_BK8 = 4,   // experiments (forced only)
-    FX_NCFG_ALL = 5
+    FX_NCFG = 3,                                                   // the configs the heuristic chooses from
+    FX_CFG_LARGE2 = 3, FX_CFG_LARGE_BK8 = 4, FX_CFG_LARGE_ASYNC = 5, // experiments (forced only)
+    FX_NCFG_ALL = 6
 };
-static const int fx_cfg_bm[FX_NCFG_ALL] = {128, 64, 32, 128, 128}, fx_cfg_bn[FX_NCFG_ALL] = {128, 64, 32, 128, 128};
-static const int fx_cfg_threads[FX_NCFG_ALL] = {256, 128, 64, 256, 256};
-static const char *const fx_cfg_name[FX_NCFG_ALL] = {"128x128", "64x64", "32x32", "128x128/2", "128x128x8/2"};
-static const char *const fx_cfg_alias[FX_NCFG_ALL] = {"large", "mid", "small", "large2", "large-bk8"};
+static const int fx_cfg_bm[FX_NCFG_ALL] = {128, 64, 32, 128, 128, 128};
+static const int fx_cfg_bn[FX_NCFG_ALL] = {128, 64, 32, 128, 128, 128};
+static const int fx_cfg_threads[FX_NCFG_ALL] = {256, 128, 64, 256, 256, 256};
+static const char *const fx_cfg_name[FX_NCFG_ALL] = {"128x128", "64x64", "32x32", "128x128/2", "128x128x8/2",
+                                                     "128x128 cp.async"};
+static const char *const fx_cfg_alias[FX_NCFG_ALL] = {"large", "mid", "small", "large2", "large-bk8", "large-async"};
 constexpr int FX_SGEMM_BK = 16; // K slices are multiples of this: whole K tiles of every config
 static_assert(FX_SGEMM_BK % CfgLarge::BK == 0 && FX_SGEMM_BK % CfgMid::BK == 0 && FX_SGEMM_BK % CfgSmall::BK == 0 &&
                   FX_SGEMM_BK % CfgLarge2::BK == 0 && FX_SGEMM_BK % CfgLargeBk8::BK == 0,
@@ -200,6 +203,20 @@ struct TileLoader {
         }
     }
 
+    // The next whole K tile straight into the shared tile s[BK][TILE + PAD] with cp.async (the
+    // fast path's addresses; operands laid out k-major only: cp.async cannot transpose).
+    __device__ __forceinline__ void fast_async(float (*s)[TILE + PAD], int tid)
+    {
+        static_assert(!K_CONTIG, "cp.async copies rows as they are: no transposing store");
+#pragma unroll
+        for (int i = 0; i < LOADS; i++) {
+            int k, mn;
+            coords(tid, i, k, mn);
+            fx_cp_async16(&s[k][mn], q[i]);
+            q[i] += step;
+        }
+    }
+
     // Into the shared tile s[BK][TILE + PAD], k-major.
     __device__ __forceinline__ void store(float (*s)[TILE + PAD], int tid) const
     {
@@ -285,13 +302,20 @@ __device__ __forceinline__ void sgemm_tile_of(int t, int tiles_m, int tiles_n, i
 // instructions in SASS). The slice's last K tile, if partial, still goes through the general,
 // predicated loader. Results are bit for bit those of FAST = false: the same products are summed
 // in the same order into every accumulator that is stored.
-template <class C, int OP, int EPI, bool FAST = false>
+//
+// ASYNC_B (an experiment, session 12; only with FAST, and ignored where B is k-contiguous, NT): B's
+// K tiles go global → shared by cp.async into three stages, two tiles ahead, instead of through
+// registers; A stays register-staged. The host takes it only where every K tile of every slice is
+// whole (K a multiple of BK), so no partial tile needs the general loader. Same products in the same
+// order: bit for bit the other paths' results.
+template <class C, int OP, int EPI, bool FAST = false, bool ASYNC_B = false>
 __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS) sgemm_kernel(const SgemmParams p)
 {
     constexpr bool A_KC = OP != FX_TN; // A is M×K (NN, NT) or K×M (TN)
     constexpr bool B_KC = OP == FX_NT; // B is N×K (NT) or K×N (NN, TN)
+    constexpr bool ASYNC = ASYNC_B && FAST && !B_KC;
     __shared__ __align__(16) float As[2][C::BK][C::BM + C::PAD];
-    __shared__ __align__(16) float Bs[2][C::BK][C::BN + C::PAD];
+    __shared__ __align__(16) float Bs[ASYNC ? 3 : 2][C::BK][C::BN + C::PAD];
     __shared__ int s_last;
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -317,41 +341,19 @@ __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS) sgemm_kernel(const 
         for (int j = 0; j < C::WNITER * C::TN; j++)
             acc[i][j] = 0.f;
 
-    const int ntiles = (kend - kbeg + C::BK - 1) / C::BK; // ≥ 1: the host makes no empty slice
-    const int nwhole = FAST ? (kend - kbeg) / C::BK : 0;   // K tiles loaded by the fast path
-    if (FAST) {
-        la.fast_init(p.a, lda, m0, p.m, kbeg, tid);
-        lb.fast_init(p.b, ldb, n0, p.n, kbeg, tid);
-    }
-    if (FAST && nwhole > 0) {
-        la.fast_load();
-        lb.fast_load();
-    } else {
-        la.load(p.a, lda, m0, p.m, kbeg, kend, p.vec_a, tid);
-        lb.load(p.b, ldb, n0, p.n, kbeg, kend, p.vec_b, tid);
-    }
-    la.store(As[0], tid);
-    lb.store(Bs[0], tid);
-    __syncthreads();
-
-    // One K tile: `next` fetches tile t+1 into registers (in flight while tile t is multiplied),
-    // which then go into the other buffer (last read in iteration t−1, before the barrier that
-    // ended it).
-    auto k_tile = [&](int t, bool more, auto next) {
-        const int cur = t & 1;
-        if (more)
-            next();
+    // acc += the K tile in as (BK×BM) times the one in bs (BK×BN).
+    auto mma = [&](const float (*as)[C::BM + C::PAD], const float (*bs)[C::BN + C::PAD]) {
 #pragma unroll
         for (int k = 0; k < C::BK; k++) {
             float a[C::WMITER * C::TM], b[C::WNITER * C::TN];
 #pragma unroll
             for (int i = 0; i < C::WMITER; i++) {
-                const float4 v = *reinterpret_cast<const float4 *>(&As[cur][k][wm + i * C::WSUBM + lm]);
+                const float4 v = *reinterpret_cast<const float4 *>(&as[k][wm + i * C::WSUBM + lm]);
                 a[i * 4 + 0] = v.x, a[i * 4 + 1] = v.y, a[i * 4 + 2] = v.z, a[i * 4 + 3] = v.w;
             }
 #pragma unroll
             for (int j = 0; j < C::WNITER; j++) {
-                const float4 v = *reinterpret_cast<const float4 *>(&Bs[cur][k][wn + j * C::WSUBN + ln]);
+                const float4 v = *reinterpret_cast<const float4 *>(&bs[k][wn + j * C::WSUBN + ln]);
                 b[j * 4 + 0] = v.x, b[j * 4 + 1] = v.y, b[j * 4 + 2] = v.z, b[j * 4 + 3] = v.w;
             }
 #pragma unroll
@@ -360,24 +362,80 @@ __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS) sgemm_kernel(const 
                 for (int j = 0; j < C::WNITER * C::TN; j++)
                     acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
         }
-        if (more) {
-            la.store(As[cur ^ 1], tid);
-            lb.store(Bs[cur ^ 1], tid);
-        }
-        __syncthreads();
     };
-    int t = 0;
-    if (FAST) // the main loop: the next tile is whole, its loads unpredicated
-        for (; t + 1 < nwhole; t++)
-            k_tile(t, true, [&] {
+
+    const int ntiles = (kend - kbeg + C::BK - 1) / C::BK; // ≥ 1: the host makes no empty slice
+    if constexpr (ASYNC) {
+        // Every K tile whole (the host's condition). Groups: one per K tile of B, committed in
+        // order (an empty group where no tile is left, so that the count stays uniform).
+        la.fast_init(p.a, lda, m0, p.m, kbeg, tid);
+        lb.fast_init(p.b, ldb, n0, p.n, kbeg, tid);
+        lb.fast_async(Bs[0], tid);
+        fx_cp_async_commit();
+        if (ntiles > 1)
+            lb.fast_async(Bs[1], tid);
+        fx_cp_async_commit();
+        la.fast_load();
+        la.store(As[0], tid);
+        fx_cp_async_wait<1>(); // B's tile 0 has landed (this thread's copies)
+        __syncthreads();       // ... and everyone's, with A's tile 0
+        for (int t = 0; t < ntiles; t++) {
+            // stage (t+2) % 3 was last read in iteration t−1, before the barrier that ended it
+            if (t + 2 < ntiles)
+                lb.fast_async(Bs[(t + 2) % 3], tid);
+            fx_cp_async_commit();
+            if (t + 1 < ntiles)
                 la.fast_load();
-                lb.fast_load();
+            mma(As[t & 1], Bs[t % 3]);
+            if (t + 1 < ntiles)
+                la.store(As[(t + 1) & 1], tid);
+            fx_cp_async_wait<1>(); // B's tile t+1 has landed; only tile t+2 may be in flight
+            __syncthreads();
+        }
+    } else {
+        const int nwhole = FAST ? (kend - kbeg) / C::BK : 0;   // K tiles loaded by the fast path
+        if (FAST) {
+            la.fast_init(p.a, lda, m0, p.m, kbeg, tid);
+            lb.fast_init(p.b, ldb, n0, p.n, kbeg, tid);
+        }
+        if (FAST && nwhole > 0) {
+            la.fast_load();
+            lb.fast_load();
+        } else {
+            la.load(p.a, lda, m0, p.m, kbeg, kend, p.vec_a, tid);
+            lb.load(p.b, ldb, n0, p.n, kbeg, kend, p.vec_b, tid);
+        }
+        la.store(As[0], tid);
+        lb.store(Bs[0], tid);
+        __syncthreads();
+
+        // One K tile: `next` fetches tile t+1 into registers (in flight while tile t is multiplied),
+        // which then go into the other buffer (last read in iteration t−1, before the barrier that
+        // ended it).
+        auto k_tile = [&](int t, bool more, auto next) {
+            const int cur = t & 1;
+            if (more)
+                next();
+            mma(As[cur], Bs[cur]);
+            if (more) {
+                la.store(As[cur ^ 1], tid);
+                lb.store(Bs[cur ^ 1], tid);
+            }
+            __syncthreads();
+        };
+        int t = 0;
+        if (FAST) // the main loop: the next tile is whole, its loads unpredicated
+            for (; t + 1 < nwhole; t++)
+                k_tile(t, true, [&] {
+                    la.fast_load();
+                    lb.fast_load();
+                });
+        for (; t < ntiles; t++) // the rest: the general loader
+            k_tile(t, t + 1 < ntiles, [&] {
+                la.load(p.a, lda, m0, p.m, kbeg + (t + 1) * C::BK, kend, p.vec_a, tid);
+                lb.load(p.b, ldb, n0, p.n, kbeg + (t + 1) * C::BK, kend, p.vec_b, tid);
             });
-    for (; t < ntiles; t++) // the rest: the general loader
-        k_tile(t, t + 1 < ntiles, [&] {
-            la.load(p.a, lda, m0, p.m, kbeg + (t + 1) * C::BK, kend, p.vec_a, tid);
-            lb.load(p.b, ldb, n0, p.n, kbeg + (t + 1) * C::BK, kend, p.vec_b, tid);
-        });
+    }
 
     if (p.splits > 1) {
         // Raw partial sums to this slice's workspace; columns up to ldw (a multiple of 4).
@@ -461,6 +519,7 @@ struct SgemmPlan {
     int tiles;          // blocks per slice (gridDim.x)
     int vec_a, vec_b, vec_c;
     int fast;           // vec_a && vec_b, unless FIFTYX_SGEMM_FAST=0: sgemm_kernel<..., FAST = true>
+    int async_b;        // large-async only: fast, B k-major (NN, TN) and K a multiple of BK (ASYNC_B)
     long ws_floats;     // workspace for split-K partials (0 without split)
 };
 
@@ -496,7 +555,7 @@ static inline SgemmPlan sgemm_plan_for(int cfg, int splits, long m, long n, long
 static inline double sgemm_plan_cost(const SgemmPlan &p, long m, long n, const SgemmMachine &mach)
 {
     static const double fma_per_clk[FX_NCFG_ALL] = {0.80 * 128, 0.65 * 128, 0.40 * 128, 0.80 * 128,
-                                                    0.80 * 128}; // per SM
+                                                    0.80 * 128, 0.80 * 128}; // per SM
     const int bm = fx_cfg_bm[p.cfg], bn = fx_cfg_bn[p.cfg];
     const long blocks = (long)p.tiles * p.splits;
     const long slots = (long)mach.sms * mach.occupancy[p.cfg];
@@ -554,6 +613,7 @@ static inline void sgemm_plan_vectors(SgemmPlan &p, fx_op op, long m, long n, lo
     p.vec_b = ((uintptr_t)b % 16 == 0) && (b_kc ? k : n) % 4 == 0;
     p.vec_c = ((uintptr_t)c % 16 == 0) && ((uintptr_t)mask % 4 == 0) && n % 4 == 0;
     p.fast = p.vec_a && p.vec_b;
+    p.async_b = p.cfg == FX_CFG_LARGE_ASYNC && p.fast && !b_kc && k % CfgLarge::BK == 0;
 }
 
 static inline SgemmParams sgemm_params(const SgemmPlan &pl, const fx_gemm_args &g, float *ws, int *counters)

@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <random>
@@ -127,6 +128,10 @@ struct Fiber {
     int linear = 0; // thread index within the block
     Block *block = nullptr;
     bool done = false;
+    // cp.async: copies issued since the last commit, and the committed groups not yet waited for
+    // (16-byte copies: destination, source)
+    std::vector<std::pair<float4 *, const float4 *>> async_open;
+    std::deque<std::vector<std::pair<float4 *, const float4 *>>> async_groups;
 };
 
 inline Fiber *cur = nullptr;
@@ -181,6 +186,33 @@ inline void spin_pause()
     cur->stalled = cur->spinning;
     cur->spinning = true;
     to_main(cur);
+}
+
+// cp.async's copy lands at some time between its issue and the wait that retires its group; the
+// emulator puts it at either end (async_at_issue: at once; else: at the wait, the latest), so that a
+// read of a stage before its wait, or a copy into a stage other threads still read, changes results.
+inline bool async_at_issue = false;
+inline void cp_async16(void *dst, const void *src)
+{
+    auto d = static_cast<float4 *>(dst);
+    auto q = static_cast<const float4 *>(src);
+    if (async_at_issue)
+        *d = *q;
+    else
+        cur->async_open.push_back({d, q});
+}
+inline void cp_async_commit()
+{
+    cur->async_groups.push_back(std::move(cur->async_open));
+    cur->async_open.clear();
+}
+inline void cp_async_wait(int pending)
+{
+    while ((int)cur->async_groups.size() > pending) {
+        for (auto &c : cur->async_groups.front())
+            *c.first = *c.second;
+        cur->async_groups.pop_front();
+    }
 }
 
 inline void wait_barrier(Barrier &b, int n)
@@ -427,5 +459,9 @@ inline float fx_ldcg(const float *p) { return *p; }
 inline double fx_ldcg(const double *p) { return *p; }
 inline unsigned long long fx_ld_acquire(const unsigned long long *p) { return *(const volatile unsigned long long *)p; }
 inline void fx_grid_sync_coop() { emu::grid_sync(); }
+inline void fx_cp_async16(void *smem, const void *gmem) { emu::cp_async16(smem, gmem); }
+inline void fx_cp_async_commit() { emu::cp_async_commit(); }
+template <int N>
+inline void fx_cp_async_wait() { emu::cp_async_wait(N); }
 inline unsigned char *fx_dynamic_smem() { return emu::cur->block->smem; }
 #define FX_SPIN_PAUSE() emu::spin_pause()

@@ -60,11 +60,13 @@ template <class C>
 static void launch_sgemm(fx_op op, fx_epilogue epi, const SgemmParams &p, const SgemmPlan &pl)
 {
     std::function<void()> body;
-    const bool fast = pl.fast;
+    const bool fast = pl.fast, async_b = pl.async_b;
 #define EMU_CASE(O, E)                                                                             \
     if (op == O && epi == E)                                                                       \
-        body = [p, fast] {                                                                         \
-            if (fast)                                                                              \
+        body = [p, fast, async_b] {                                                                \
+            if (async_b)                                                                           \
+                sgemm_kernel<C, O, E, true, true>(p);                                              \
+            else if (fast)                                                                         \
                 sgemm_kernel<C, O, E, true>(p);                                                    \
             else                                                                                   \
                 sgemm_kernel<C, O, E, false>(p);                                                   \
@@ -77,7 +79,7 @@ static void launch_sgemm(fx_op op, fx_epilogue epi, const SgemmParams &p, const 
     emu::launch(dim3(pl.tiles, pl.splits), dim3(C::THREADS), 0, false, body);
 }
 
-static const SgemmMachine H200 = {132, {1, 4, 8, 2, 2}}; // the experiments: 2 (128 registers × 256 threads)
+static const SgemmMachine H200 = {132, {1, 4, 8, 2, 2, 1}}; // large2, large-bk8: 128 registers × 256 threads
 
 // One case: cfg (or -1: the heuristic), splits (≤ 0: the plan's choice), misalign: operands offset
 // by one float so the 16-byte paths are off.
@@ -127,27 +129,42 @@ static void gemm_case(fx_op op, fx_epilogue epi, long m, long n, long k, int cfg
         case FX_CFG_MID: launch_sgemm<CfgMid>(op, epi, p, pl); break;
         case FX_CFG_LARGE2: launch_sgemm<CfgLarge2>(op, epi, p, pl); break;
         case FX_CFG_LARGE_BK8: launch_sgemm<CfgLargeBk8>(op, epi, p, pl); break;
+        case FX_CFG_LARGE_ASYNC: launch_sgemm<CfgLarge>(op, epi, p, pl); break;
         default: launch_sgemm<CfgSmall>(op, epi, p, pl); break;
         }
     };
     static const char *on[] = {"nn", "nt", "tn"}, *en[] = {"store", "relu_mask", "mask", "sgd"};
     char what[160];
-    snprintf(what, sizeof what, "sgemm %s %s %ldx%ldx%ld cfg %s split %d (%d) vec %d%d%d%s%s", on[op], en[epi], m,
+    snprintf(what, sizeof what, "sgemm %s %s %ldx%ldx%ld cfg %s split %d (%d) vec %d%d%d%s%s%s", on[op], en[epi], m,
              n, k, fx_cfg_name[pl.cfg], pl.splits, pl.kchunk, pl.vec_a, pl.vec_b, pl.vec_c, pl.fast ? " fast" : "",
-             ints ? " ints" : "");
+             pl.async_b ? " cp.async" : "", ints ? " ints" : "");
     if (pl.fast) {
         // The fast loads (clamped addresses, no predicates) must give the general loader's bits:
         // run the general kernel first, then the fast one from the same start, and compare.
-        pl.fast = 0;
+        const int async_b = pl.async_b;
+        pl.fast = pl.async_b = 0;
         launch();
         const std::vector<float> cg = c;
         const std::vector<uint8_t> mg = mask;
-        std::copy(c_init.begin(), c_init.end(), c.begin());
-        std::copy(mask_init.begin(), mask_init.end(), mask.begin());
+        auto fast_again = [&](const char *how) {
+            std::copy(c_init.begin(), c_init.end(), c.begin());
+            std::copy(mask_init.begin(), mask_init.end(), mask.begin());
+            launch();
+            EXPECT(!memcmp(cg.data(), c.data(), c.size() * sizeof(float)) && mg == mask,
+                   "%s: C or mask differs bitwise between the %s and the general loads", what, how);
+        };
         pl.fast = 1;
-        launch();
-        EXPECT(!memcmp(cg.data(), c.data(), c.size() * sizeof(float)) && mg == mask,
-               "%s: C or mask differs bitwise between the fast and the general loads", what);
+        if (async_b) {
+            // cp.async's copies landing as late as allowed (at the wait), then as early (at issue):
+            // a stage read before its wait, or refilled while another thread reads it, shows
+            pl.async_b = 1;
+            fast_again("cp.async (landing at the wait)");
+            emu::async_at_issue = true;
+            fast_again("cp.async (landing at issue)");
+            emu::async_at_issue = false;
+        } else {
+            fast_again("fast");
+        }
     } else {
         launch();
     }
