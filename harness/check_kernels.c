@@ -19,6 +19,9 @@
 static const long shapes[][3] = {
     {1, 1, 1},       {1, 1, 7},      {7, 1, 1},       {1, 9, 1},      {2, 3, 4},
     {64, 2, 33}, /* narrow: the cpu backend's transposed TN path on every ISA (gemm.c, narrow_tn) */
+    /* K of 2 and of 1 whole 16-wide tiles with N a multiple of 4: the cuda backend's cp.async
+     * experiment (FIFTYX_SGEMM_CFG=large-async) at its shortest pipelines, also under --quick */
+    {20, 36, 32},    {12, 8, 16},
     {7, 13, 29},     {13, 7, 31},    {17, 19, 23},    {31, 37, 41},   {61, 67, 71},
     {64, 100, 1000}, {64, 10, 100},  {100, 10, 64},   {64, 100, 10},  {1000, 100, 64},
     {33, 65, 17},    {127, 129, 67}, {255, 257, 3},   {5, 300, 511},  {300, 5, 257},
@@ -30,7 +33,7 @@ static const long shapes[][3] = {
      * and K across two KC blocks (40x4x600) */
     {32, 8, 17},     {16, 4, 9},     {40, 4, 600},
 };
-static const int n_quick = 21; /* --quick: the first 21 */
+static const int n_quick = 23; /* --quick: the first 23 */
 
 static const char *const op_name[] = {"nn", "nt", "tn"};
 static const char *const epi_name[] = {"store", "relu_mask", "mask", "sgd"};

@@ -29,16 +29,28 @@ __device__ __forceinline__ unsigned long long fx_ld_acquire(const unsigned long 
 // cp.async (sm_80+): a 16-byte copy global → shared that bypasses the registers (.cg: not kept in
 // L1), grouped by commit; wait<N> returns when at most N of this thread's groups are in flight.
 // Copies are visible to the issuing thread after the wait, to the block after a __syncthreads.
+// Built for an architecture before sm_80 (CUDA_ARCH overridden), a plain copy: correct, synchronous.
 __device__ __forceinline__ void fx_cp_async16(void *smem, const void *gmem)
 {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+#else
+    *static_cast<float4 *>(smem) = *static_cast<const float4 *>(gmem);
+#endif
 }
-__device__ __forceinline__ void fx_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void fx_cp_async_commit()
+{
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
 template <int N>
 __device__ __forceinline__ void fx_cp_async_wait()
 {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
 }
 // Grid-wide barrier of a cooperative launch (no -rdc needed since CUDA 11).
 __device__ __forceinline__ void fx_grid_sync_coop() { cooperative_groups::this_grid().sync(); }

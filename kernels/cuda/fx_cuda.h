@@ -113,7 +113,7 @@ extern "C" int fx_cuda_host_sgd(long n, float *w, const float *g, float lr, fx_e
 // ---- our SGEMM (sgemm.cu) -------------------------------------------------------------------
 
 // The plan for op(A)·op(B) on this GPU (heuristic of sgemm.cuh; FIFTYX_SGEMM_CFG=large|mid|small —
-// or an experiment, large2|large-bk8 — and FIFTYX_SGEMM_SPLITS=S override it, FIFTYX_SGEMM_FAST=0
+// or an experiment, large2|large-bk8|large-async — and FIFTYX_SGEMM_SPLITS=S override it, FIFTYX_SGEMM_FAST=0
 // keeps the general loader, for experiments),
 // with the 16-byte paths and the fast loads set for these pointers.
 int fx_sgemm_plan(fx_op op, long m, long n, long k, const void *a, const void *b, const void *c, const void *mask,
