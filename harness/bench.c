@@ -797,7 +797,12 @@ void fx_bench_set_peak(const fx_bench_run *run, fx_bench_row *r)
 {
     if (r->suite == FX_SUITE_KERNELS && r->kind != FX_KERNEL_GEMM) { /* elementwise: bandwidth-bound */
         const fx_peaks *p = &run->peaks;
-        int all = r->threads > 1, t = r->threads > 1 ? r->threads : 1;
+        int t = r->threads > 1 ? r->threads : 1;
+        if (r->b->elementwise_threads) { /* a call this small may run on fewer (cpu: one per 2^15) */
+            int used = r->b->elementwise_threads(r->elems);
+            t = used >= 1 && used < t ? used : t;
+        }
+        int all = t > 1;
         if (r->b->device == FX_GPU) { /* device memory's; an L2-resident call can pass it (no L2 figure) */
             r->peak_gbs = p->gpu_copy_gbs;
             r->peak_name = "gpu_copy";

@@ -903,6 +903,34 @@ static void check_row_peaks(fx_check *c)
         fx_report(c, FX_FAIL, "bench/row_peaks_per_isa", "%s", why);
     else
         fx_report(c, FX_PASS, "bench/row_peaks_per_isa", NULL);
+
+    /* An elementwise kernel row on 2 threads is rated against a bound on the threads the backend
+     * uses for it: the tutorial's 640-element loss_grad runs on one in `cpu` (a triad on one
+     * thread), on both in a backend that does not say (naive). */
+    struct {
+        const char *backend, *name;
+    } ew[] = {{"cpu", "cpu_triad_hot_1_thread"}, {"naive", "cpu_triad_hot_all_cores"}};
+    *why = 0;
+    for (size_t i = 0; i < sizeof ew / sizeof ew[0] && !*why; i++) {
+        fx_bench_row r;
+        memset(&r, 0, sizeof r);
+        r.suite = FX_SUITE_KERNELS;
+        r.kind = FX_KERNEL_LOSS_GRAD;
+        r.b = fx_backend_find(ew[i].backend);
+        r.threads = 2;
+        r.elems = 640;
+        r.bytes = 640.0 * 12;
+        if (!r.b)
+            continue;
+        fx_bench_set_peak(&run, &r);
+        if (!r.peak_name || strcmp(r.peak_name, ew[i].name) || !(r.peak_gbs > 0))
+            snprintf(why, sizeof why, "%s loss_grad of 640 on 2 threads: bound %s (%g GB/s), want %s", ew[i].backend,
+                     r.peak_name ? r.peak_name : "-", r.peak_gbs, ew[i].name);
+    }
+    if (*why)
+        fx_report(c, FX_FAIL, "bench/row_peaks_elementwise_threads", "%s", why);
+    else
+        fx_report(c, FX_PASS, "bench/row_peaks_elementwise_threads", NULL);
 }
 
 /* Validation by agreement (the step rows whose reference is over budget): the first two losses

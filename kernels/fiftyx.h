@@ -196,6 +196,10 @@ typedef struct fx_backend {
     /* Optional: backends that share the code their losses come from carry one family name
      * (validation by agreement takes one vote per family); NULL: the backend's own name. */
     const char *family;
+    /* Optional, CPU backends: how many of its threads its loss_grad and sgd kernels use on n
+     * elements (a small call stays on one), so that their rows are rated against a bound measured
+     * on as many; NULL: all of them. */
+    int (*elementwise_threads)(long n);
 } fx_backend;
 
 /* The GPU, when the build has CUDA and the machine has a device (device 0). */

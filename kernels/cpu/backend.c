@@ -166,6 +166,7 @@ CPU_VARIANT(generic, fx_cpu_isa_with_blocks(&fx_cpu_isa_generic, NULL), fx_cpu_i
         .destroy = fx_cpu_destroy, .kernels = &kernels_##id, .gemm_bench = &gemm_bench_##id,      \
         .describe = describe_##id, .hidden = HIDDEN, .isa = isa_name_##id,                        \
         .family = "cpu", /* the variants share step.c and gemm.c: one vote by agreement */       \
+        .elementwise_threads = elementwise_threads,                                               \
     }
 
 const fx_backend fx_backend_cpu = CPU_BACKEND(
