@@ -1428,6 +1428,13 @@ int fx_cmd_bench(int argc, char **argv)
             } else if (parse_gemm(items[i], &m, &nn, &k, &op, canon[i], sizeof canon[i]) == 0) {
                 if (!want_gemm)
                     fx_bad_input("--size '%s' is a GEMM shape; --suite %s takes NxD_INxHxD_OUT", items[i], suite);
+                /* the least a row holds, one set of A, B and C: past the memory this process may
+                 * have, the product can never run here (it would meet the OOM killer instead) */
+                const char *what;
+                double need = 4.0 * ((double)m * k + (double)k * nn + (double)m * nn), have = fx_memory_limit(&what);
+                if (have > 0 && need > have)
+                    fx_bad_input("--size '%s': its operands alone need %.1f GiB; %s is %.1f GiB", items[i],
+                                 need / (1 << 30), what, have / (1 << 30));
                 gemm_sizes[ngemm++] = items[i];
             } else {
                 fx_bad_input("--size '%s': expected NxD_INxHxD_OUT, S or MxNxK[:nn|nt|tn] with dimensions from 1 to %ld "
