@@ -1430,11 +1430,9 @@ int fx_cmd_bench(int argc, char **argv)
                     fx_bad_input("--size '%s' is a GEMM shape; --suite %s takes NxD_INxHxD_OUT", items[i], suite);
                 /* the least a row holds, one set of A, B and C: past the memory this process may
                  * have, the product can never run here (it would meet the OOM killer instead) */
-                const char *what;
-                double need = 4.0 * ((double)m * k + (double)k * nn + (double)m * nn), have = fx_memory_limit(&what);
-                if (have > 0 && need > have)
-                    fx_bad_input("--size '%s': its operands alone need %.1f GiB; %s is %.1f GiB", items[i],
-                                 need / (1 << 30), what, have / (1 << 30));
+                fx_err me;
+                if (fx_memory_check(4.0 * ((double)m * k + (double)k * nn + (double)m * nn), "operands", &me))
+                    fx_bad_input("--size '%s': %s", items[i], me.msg);
                 gemm_sizes[ngemm++] = items[i];
             } else {
                 fx_bad_input("--size '%s': expected NxD_INxHxD_OUT, S or MxNxK[:nn|nt|tn] with dimensions from 1 to %ld "
@@ -1478,7 +1476,6 @@ int fx_cmd_bench(int argc, char **argv)
     fx_err ge = {{0}};
     run.have_gpu = fx_gpu_query(&run.gpu, &ge) == 0;
     snprintf(run.gpu_note, sizeof run.gpu_note, "%s", run.have_gpu ? "" : ge.msg);
-
 
     run.argc = argc;
     run.argv = argv;

@@ -114,12 +114,17 @@ int fx_size_check(fx_size z, fx_err *e)
     /* The least any backend holds in float32: x; w1 and its gradient; h, h_relu and gh; w2 and its
      * gradient; y, y_pred and g. A size past the memory this process may have can never run: say
      * so here rather than be killed for it (or thrash) minutes later. */
-    const double gib = 1024.0 * 1024.0 * 1024.0;
     double need = 4.0 * ((double)elems[0] + 2.0 * elems[1] + 3.0 * elems[2] + 2.0 * elems[3] + 3.0 * elems[4]);
+    return fx_memory_check(need, "tensors", e);
+}
+
+int fx_memory_check(double need, const char *of, fx_err *e)
+{
+    const double gib = 1024.0 * 1024.0 * 1024.0;
     const char *what;
     double have = fx_memory_limit(&what);
     if (have > 0 && need > have)
-        return fx_fail(e, "its tensors alone need %.1f GiB; %s is %.1f GiB", need / gib, what, have / gib);
+        return fx_fail(e, "its %s alone need %.1f GiB; %s is %.1f GiB", of, need / gib, what, have / gib);
     return 0;
 }
 

@@ -19,6 +19,8 @@ int fx_size_check(fx_size z, fx_err *e);
 /* The most memory this process may use, in bytes: physical memory, or a smaller RLIMIT_AS or
  * RLIMIT_DATA (0 if none is known); *what names which. */
 double fx_memory_limit(const char **what);
+/* 0 if `need` bytes fit fx_memory_limit, else -1 and "its <of> alone need X GiB; <limit> is Y GiB". */
+int fx_memory_check(double need, const char *of, fx_err *e);
 /* A comma-separated list of sizes (step) or GEMM shapes MxNxK / a single edge "2048". */
 int fx_parse_long(const char *s, long lo, long hi, long *out);
 int fx_parse_u64(const char *s, uint64_t *out);
