@@ -1428,10 +1428,12 @@ int fx_cmd_bench(int argc, char **argv)
             } else if (parse_gemm(items[i], &m, &nn, &k, &op, canon[i], sizeof canon[i]) == 0) {
                 if (!want_gemm)
                     fx_bad_input("--size '%s' is a GEMM shape; --suite %s takes NxD_INxHxD_OUT", items[i], suite);
-                /* the least a row holds, one set of A, B and C: past the memory this process may
-                 * have, the product can never run here (it would meet the OOM killer instead) */
+                /* the least a row of a CPU backend holds: one set of A and B, the backend's C and
+                 * run_gemm_row's copy of C to validate. Past the memory this process may have, the
+                 * product can never run here (it met the OOM killer at 65536x65536x4 when only one
+                 * C was counted) */
                 fx_err me;
-                if (fx_memory_check(4.0 * ((double)m * k + (double)k * nn + (double)m * nn), "operands", &me))
+                if (fx_memory_check(4.0 * ((double)m * k + (double)k * nn + 2.0 * m * nn), "operands", &me))
                     fx_bad_input("--size '%s': %s", items[i], me.msg);
                 gemm_sizes[ngemm++] = items[i];
             } else {
