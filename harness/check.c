@@ -107,6 +107,7 @@ int fx_cmd_check(int argc, char **argv)
     fx_check_rng(&c);
     fx_check_cli(&c);
     fx_check_after_timing_faults(&c);
+    fx_check_sparse(&c);
     for (size_t i = 0; i < nsel; i++) {
         const fx_backend *b = sel[i];
         const char *why = b->unavailable ? b->unavailable() : NULL;

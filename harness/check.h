@@ -25,6 +25,7 @@ void fx_check_hand_step(fx_check *c, const fx_backend *b);
 void fx_check_loop(fx_check *c, const fx_backend *b);
 void fx_check_after_timing(fx_check *c, const fx_backend *b);
 void fx_check_after_timing_faults(fx_check *c);
+void fx_check_sparse(fx_check *c); /* the cpu backend's sparse weight update, per ISA */
 
 /* One output element c of a GEMM with epilogue epi against the exact product r (tolerance tol on
  * the product; c0 the initial C and lr for SGD; mask as written, mask_in as given to MASK; exact:

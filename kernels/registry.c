@@ -11,6 +11,7 @@ FX_BACKEND(fx_backend_cpu)
 FX_BACKEND(fx_backend_cpu_avx512)
 FX_BACKEND(fx_backend_cpu_avx2)
 FX_BACKEND(fx_backend_cpu_generic)
+FX_BACKEND(fx_backend_cpu_dense)
 FX_BACKEND(fx_backend_openblas)
 FX_BACKEND(fx_backend_cuda)
 FX_BACKEND(fx_backend_cublas)
@@ -18,7 +19,7 @@ FX_BACKEND(fx_backend_cuda_persistent)
 
 static const fx_backend *const known[] = {
     &fx_backend_reference, &fx_backend_naive,  &fx_backend_cpu,    &fx_backend_cpu_avx512,
-    &fx_backend_cpu_avx2,  &fx_backend_cpu_generic, &fx_backend_openblas, &fx_backend_cuda,
+    &fx_backend_cpu_avx2,  &fx_backend_cpu_generic, &fx_backend_cpu_dense, &fx_backend_openblas, &fx_backend_cuda,
     &fx_backend_cublas,    &fx_backend_cuda_persistent,
 };
 
@@ -36,11 +37,11 @@ const fx_backend *const *fx_backends(size_t *count)
 
 /* Names in the order of known[], for the backends a build may lack. */
 static const char *const known_names[] = {
-    "reference", "naive", "cpu", "cpu-avx512", "cpu-avx2", "cpu-generic", "openblas", "cuda",
+    "reference", "naive", "cpu", "cpu-avx512", "cpu-avx2", "cpu-generic", "cpu-dense", "openblas", "cuda",
     "cublas", "cuda-persistent",
 };
 static const fx_device known_devices[] = {FX_CPU, FX_CPU, FX_CPU, FX_CPU, FX_CPU,
-                                          FX_CPU, FX_CPU, FX_GPU, FX_GPU, FX_GPU};
+                                          FX_CPU, FX_CPU, FX_CPU, FX_GPU, FX_GPU, FX_GPU};
 _Static_assert(sizeof known_names / sizeof known_names[0] == sizeof known / sizeof known[0],
                "one name per known backend");
 _Static_assert(sizeof known_devices / sizeof known_devices[0] == sizeof known / sizeof known[0],

@@ -1,6 +1,6 @@
 /* backend.c — the `cpu` backend (ISA chosen at run time; FIFTYX_ISA forces one) and one hidden
  * variant per ISA (cpu-avx512, cpu-avx2, cpu-generic) so that `fiftyx check` validates every
- * micro-kernel this CPU can run. All of them share the loop nest, the step and these tables;
+ * micro-kernel this CPU can run, and cpu-dense (the step without the sparse w1ᵀ update). All of them share the loop nest, the step and these tables;
  * they differ only in the fx_cpu_isa they hand down. */
 #include <omp.h>
 #include <stdio.h>
@@ -117,6 +117,20 @@ static const char *forced_why_not(const fx_cpu_isa *isa)
     return fx_cpu_isa_with_blocks(isa, &why) ? NULL : why;
 }
 
+/* The selected ISA with the sparse w1ᵀ update switched off: the step's dense GEMM path, for
+ * `fiftyx check` on a CPU whose ISA has the sparse one, and to time the two in one run. */
+static const fx_cpu_isa *dense_isa(void)
+{
+    const fx_cpu_isa *isa = fx_cpu_isa_select(NULL);
+    if (!isa)
+        return NULL;
+    static fx_cpu_isa dense; /* rewritten with the same values on every call */
+    dense = *isa;
+    dense.sparse_compact = NULL;
+    dense.sparse_sgd = NULL;
+    return &dense;
+}
+
 /* ---- one set of entry points per variant: the kernels table has no room for a context ---- */
 
 #define CPU_VARIANT(id, ISA, ISA_NAME, WHY_NOT)                                                    \
@@ -158,6 +172,7 @@ CPU_VARIANT(avx2, fx_cpu_isa_with_blocks(&fx_cpu_isa_avx2, NULL), fx_cpu_isa_avx
             forced_why_not(&fx_cpu_isa_avx2))
 CPU_VARIANT(generic, fx_cpu_isa_with_blocks(&fx_cpu_isa_generic, NULL), fx_cpu_isa_generic.name,
             forced_why_not(&fx_cpu_isa_generic))
+CPU_VARIANT(dense, dense_isa(), isa_dense() ? isa_dense()->name : NULL, selected_why_not())
 
 #define CPU_BACKEND(id, NAME, SUMMARY, HIDDEN)                                                     \
     {                                                                                             \
@@ -177,3 +192,5 @@ const fx_backend fx_backend_cpu_avx2 =
     CPU_BACKEND(avx2, "cpu-avx2", "the cpu backend with its AVX2+FMA micro-kernel forced", 1);
 const fx_backend fx_backend_cpu_generic =
     CPU_BACKEND(generic, "cpu-generic", "the cpu backend with its portable C micro-kernel forced", 1);
+const fx_backend fx_backend_cpu_dense = CPU_BACKEND(
+    dense, "cpu-dense", "the cpu backend with the w1 update as a dense GEMM (the mask's zeros not skipped)", 1);

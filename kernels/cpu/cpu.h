@@ -56,6 +56,35 @@ typedef struct {
             TILE(t, rows, 1, 1, rs, cs);                                                           \
     } while (0)
 
+/* A weight update whose A is mostly zeros: C[m×n] −= lr · A[m×k]·B[k×n], every operand
+ * row-major with unit column stride, A's zeros skipped. The step's w1ᵀ update is one: A = ghᵀ,
+ * zero wherever the ReLU mask is (about half of it), B = x. fx_cpu_sparse_compact lists each row
+ * of A's non-zeros (column index and value), fx_cpu_sparse_sgd then runs on the lists alone.
+ * B is read in blocks of FX_SPARSE_KB rows × FX_SPARSE_NB columns (32 KiB: L1); the sums of the
+ * k blocks before the last wait in part. */
+#define FX_SPARSE_KB 64
+#ifndef FX_SPARSE_NB
+#define FX_SPARSE_NB 128
+#endif
+typedef struct {
+    long m, n, k;
+    const float *a;
+    long lda;
+    const float *b;
+    long ldb;
+    float *c;
+    long ldc;
+    float lr;
+    long ld;         /* row stride of idx and val: k rounded up to a multiple of 16 */
+    int32_t *idx;    /* [m × ld] the columns of A's non-zeros, row by row, ascending */
+    float *val;      /* [m × ld] their values */
+    int32_t *starts; /* [m × (kblocks + 1)] where each k block starts in a row's list, and its end */
+    float *part;     /* [m × FX_SPARSE_NB] partial sums when k > FX_SPARSE_KB, else unused */
+} fx_cpu_sparse;
+
+static inline long fx_cpu_sparse_kblocks(long k) { return (k + FX_SPARSE_KB - 1) / FX_SPARSE_KB; }
+static inline long fx_cpu_sparse_ld(long k) { return (k + 15) / 16 * 16; }
+
 /* An instruction set: its micro-kernel, its blocking, its element-wise kernels. */
 typedef struct {
     const char *name;     /* avx512 | avx2 | generic (the FIFTYX_ISA value) */
@@ -69,6 +98,9 @@ typedef struct {
     /* g = 2(yp − y), returns Σ(yp − y)² (accumulated in double) */
     double (*loss_grad)(long n, const float *yp, const float *y, float *g);
     void (*sgd)(long n, float *w, const float *g, float lr);
+    /* the sparse update (NULL where this ISA has none): compact returns the non-zeros' count */
+    long (*sparse_compact)(const fx_cpu_sparse *s);
+    void (*sparse_sgd)(const fx_cpu_sparse *s);
 } fx_cpu_isa;
 
 extern const fx_cpu_isa fx_cpu_isa_avx512, fx_cpu_isa_avx2, fx_cpu_isa_generic;

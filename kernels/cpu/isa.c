@@ -26,6 +26,8 @@ double fx_cpu_loss_grad_generic(long n, const float *yp, const float *y, float *
 void fx_cpu_sgd_avx512(long n, float *w, const float *g, float lr);
 void fx_cpu_sgd_avx2(long n, float *w, const float *g, float lr);
 void fx_cpu_sgd_generic(long n, float *w, const float *g, float lr);
+long fx_cpu_sparse_compact_avx512(const fx_cpu_sparse *s);
+void fx_cpu_sparse_sgd_avx512(const fx_cpu_sparse *s);
 
 static int has_avx512(void)
 {
@@ -48,16 +50,17 @@ const fx_cpu_isa fx_cpu_isa_avx512 = {
     "avx512", "12x32 (12 broadcasts of A x 2 zmm of B, 24 zmm accumulators)",
     12, 32, 512, 480, 1536, 128 << 10, 128,
     has_avx512, fx_cpu_tile_avx512, fx_cpu_loss_grad_avx512, fx_cpu_sgd_avx512,
+    fx_cpu_sparse_compact_avx512, fx_cpu_sparse_sgd_avx512,
 };
 const fx_cpu_isa fx_cpu_isa_avx2 = {
     "avx2", "6x16 (6 broadcasts of A x 2 ymm of B, 12 ymm accumulators)",
     6, 16, 512, 480, 1536, 128 << 10, 128,
-    has_avx2, fx_cpu_tile_avx2, fx_cpu_loss_grad_avx2, fx_cpu_sgd_avx2,
+    has_avx2, fx_cpu_tile_avx2, fx_cpu_loss_grad_avx2, fx_cpu_sgd_avx2, NULL, NULL,
 };
 const fx_cpu_isa fx_cpu_isa_generic = {
     "generic", "4x8 portable C in GNU C 4-float vectors (SSE2, the x86-64 baseline)",
     4, 8, 256, 256, 1024, 128 << 10, 128,
-    always, fx_cpu_tile_generic, fx_cpu_loss_grad_generic, fx_cpu_sgd_generic,
+    always, fx_cpu_tile_generic, fx_cpu_loss_grad_generic, fx_cpu_sgd_generic, NULL, NULL,
 };
 
 /* FIFTYX_BLOCKS=KC,NC,MC replaces the table's cache blocks (the tuning sweeps of NOTES.md run

@@ -26,7 +26,8 @@ struct fx_cpu_state {
     fx_size s;
     float lr;
     int max_threads;      /* buffers are sized for this many */
-    float *x, *xt, *yt;   /* inputs: x [N×D_in], xᵀ [D_in×N], yᵀ [D_out×N] */
+    float *x, *xt, *yt;   /* inputs: x [N×D_in] (row stride ldx), xᵀ [D_in×N], yᵀ [D_out×N] */
+    long ldx;             /* D_in rounded up to whole cache lines (NOTES.md, entry 31) */
     float *w1t, *w2;      /* weights: w1ᵀ [H×D_in], w2 [H×D_out] */
     float *hrt, *ght;     /* h_reluᵀ, ghᵀ [H×N] */
     uint8_t *maskt;       /* [h ≥ 0]ᵀ [H×N] */
@@ -34,6 +35,10 @@ struct fx_cpu_state {
     float *ypt, *gt;      /* y_predᵀ, gᵀ [D_out×N] */
     double *loss_part;    /* per thread, a cache line apart */
     float *work;          /* SGD partial sums when N > KC: [H×max(D_in, D_out)], else NULL */
+    /* the w1ᵀ update with ghᵀ's zeros skipped (fx_cpu_sparse), where the ISA has it and the
+     * lists fit: ghᵀ's non-zeros per hidden unit, and partial sums when N > FX_SPARSE_KB */
+    int32_t *sp_idx, *sp_starts;
+    float *sp_val, *sp_part;
 };
 
 static void *alloc_floats(size_t n)
@@ -49,13 +54,23 @@ static void transpose(float *dst, const float *src, long rows, long cols)
             dst[j * rows + i] = src[i * cols + j];
 }
 
+/* The sparse w1ᵀ update: where the ISA has it, and its lists (8 bytes per element of ghᵀ)
+ * stay within 16 MiB — the tutorial (64×100) up to 256x4096x1024x256 (256×1024); larger steps
+ * keep the dense GEMM, whose blocking is built for them. */
+static int use_sparse(const fx_cpu_isa *isa, fx_size s)
+{
+    return isa->sparse_compact && isa->sparse_sgd && s.n <= (1L << 20) &&
+           s.h * fx_cpu_sparse_ld(s.n) <= (1L << 21);
+}
+
 void fx_cpu_destroy(void *p)
 {
     fx_cpu_state *st = p;
     if (!st)
         return;
     void *bufs[] = {st->x, st->xt, st->yt, st->w1t, st->w2, st->hrt, st->ght, st->maskt,
-                    st->yp_part, st->ypt, st->gt, st->loss_part, st->work};
+                    st->yp_part, st->ypt, st->gt, st->loss_part, st->work,
+                    st->sp_idx, st->sp_starts, st->sp_val, st->sp_part};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(st);
@@ -76,7 +91,10 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     st->s = s;
     st->lr = p->lr;
     st->max_threads = T > procs ? T : procs;
-    st->x = alloc_floats(N * D);
+    /* x's rows start on cache lines: the w1ᵀ update loads a vector per row of x, and a row at
+     * 4000 bytes' stride straddles two lines every other row (NOTES.md, entry 31) */
+    st->ldx = (long)((D + 15) / 16 * 16);
+    st->x = alloc_floats(N * (size_t)st->ldx);
     st->xt = alloc_floats(D * N);
     st->yt = alloc_floats(O * N);
     st->w1t = alloc_floats(H * D);
@@ -92,12 +110,25 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     int need_work = fx_cpu_gemm_needs_work(isa, &sgd);
     if (need_work)
         st->work = alloc_floats(H * (D > O ? D : O));
+    int sparse = use_sparse(isa, s);
+    if (sparse) {
+        size_t ld = (size_t)fx_cpu_sparse_ld(s.n), kb = (size_t)fx_cpu_sparse_kblocks(s.n);
+        st->sp_idx = aligned_alloc(64, (H * ld * sizeof(int32_t) + 63) / 64 * 64);
+        st->sp_val = alloc_floats(H * ld);
+        st->sp_starts = aligned_alloc(64, (H * (kb + 1) * sizeof(int32_t) + 63) / 64 * 64);
+        st->sp_part = kb > 1 ? alloc_floats(H * FX_SPARSE_NB) : NULL;
+    }
     if (!st->x || !st->xt || !st->yt || !st->w1t || !st->w2 || !st->hrt || !st->ght || !st->maskt ||
-        !st->yp_part || !st->ypt || !st->gt || !st->loss_part || (need_work && !st->work)) {
+        !st->yp_part || !st->ypt || !st->gt || !st->loss_part || (need_work && !st->work) ||
+        (sparse && (!st->sp_idx || !st->sp_val || !st->sp_starts ||
+                    (fx_cpu_sparse_kblocks(s.n) > 1 && !st->sp_part)))) {
         fx_cpu_destroy(st);
         return fx_fail(e, "out of memory for %ldx%ldx%ldx%ld", s.n, s.d_in, s.h, s.d_out);
     }
-    memcpy(st->x, init->x, N * D * sizeof(float));
+    for (size_t n = 0; n < N; n++) {
+        memcpy(st->x + n * (size_t)st->ldx, init->x + n * D, D * sizeof(float));
+        memset(st->x + n * (size_t)st->ldx + D, 0, ((size_t)st->ldx - D) * sizeof(float));
+    }
     transpose(st->xt, init->x, (long)N, (long)D);
     transpose(st->yt, init->y, (long)N, (long)O);
     transpose(st->w1t, init->w1, (long)D, (long)H);
@@ -105,6 +136,9 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     *state = st;
     return 0;
 }
+
+/* ghᵀ's share of non-zeros above which the dense GEMM is faster (NOTES.md, entry 31) */
+#define SPARSE_MAX_DENSITY 1.0
 
 /* One step, thread tid of T; every thread passes both barriers, whatever happens. */
 static int step(fx_cpu_state *st, int tid, int T, double *loss)
@@ -165,13 +199,29 @@ static int step(fx_cpu_state *st, int tid, int T, double *loss)
         };
         fx_cpu_gemm update_w1 = {
             .m = hs, .n = D, .k = N, .a = st->ght + j0 * N, .a_rs = N, .a_cs = 1,
-            .b = st->x, .b_rs = D, .b_cs = 1,
+            .b = st->x, .b_rs = st->ldx, .b_cs = 1,
             .epi = FX_EPI_SGD, .c = st->w1t + j0 * D, .ldc = D, .lr = st->lr,
             .work = st->work ? st->work + j0 * W : NULL,
         };
         err |= fx_cpu_gemm_one(isa, &grad_h); /* reads w2 rows j0..j1 before ... */
         err |= fx_cpu_gemm_one(isa, &update_w2); /* ... they are updated */
-        err |= fx_cpu_gemm_one(isa, &update_w1);
+        int dense = 1;
+        if (st->sp_idx) {
+            const long ld = fx_cpu_sparse_ld(N), kb = fx_cpu_sparse_kblocks(N);
+            fx_cpu_sparse sp = {
+                .m = hs, .n = D, .k = N, .a = st->ght + j0 * N, .lda = N, .b = st->x, .ldb = st->ldx,
+                .c = st->w1t + j0 * D, .ldc = D, .lr = st->lr, .ld = ld,
+                .idx = st->sp_idx + j0 * ld, .val = st->sp_val + j0 * ld,
+                .starts = st->sp_starts + j0 * (kb + 1),
+                .part = st->sp_part ? st->sp_part + j0 * FX_SPARSE_NB : NULL,
+            };
+            if ((double)isa->sparse_compact(&sp) <= SPARSE_MAX_DENSITY * (double)(hs * N)) {
+                isa->sparse_sgd(&sp);
+                dense = 0;
+            }
+        }
+        if (dense)
+            err |= fx_cpu_gemm_one(isa, &update_w1);
     }
     return err;
 }
