@@ -54,14 +54,21 @@ static void transpose(float *dst, const float *src, long rows, long cols)
             dst[j * rows + i] = src[i * cols + j];
 }
 
-/* The sparse w1ᵀ update: where the ISA has it, and its lists (8 bytes per element of ghᵀ)
- * stay within 16 MiB — the tutorial (64×100) up to 256x4096x1024x256 (256×1024); larger steps
- * keep the dense GEMM, whose blocking is built for them. */
+/* The sparse w1ᵀ update: where the ISA has it and x (read once per block of FX_SPARSE_NB
+ * columns of w1ᵀ, by every hidden unit) is at most 1 MiB. Measured against the dense GEMM
+ * (NOTES.md, entry 31): at 100x1000x64 and 100x1000x256 (the tutorial's and the 256-batch rung's
+ * update, x 0.25 and 1 MiB) it wins below a density of 0.65; at 512x4096x256 (x 4 MiB, w1ᵀ 8 MiB)
+ * it is 1.5x slower than the GEMM even at 0.45 — its passes over all of C per block of x run out
+ * of L2 — so the larger steps keep the GEMM. */
 static int use_sparse(const fx_cpu_isa *isa, fx_size s)
 {
-    return isa->sparse_compact && isa->sparse_sgd && s.n <= (1L << 20) &&
+    const long ldx = (s.d_in + 15) / 16 * 16;
+    return isa->sparse_compact && isa->sparse_sgd && s.n * ldx <= (1L << 18) &&
            s.h * fx_cpu_sparse_ld(s.n) <= (1L << 21);
 }
+
+/* ghᵀ's share of non-zeros above which the dense GEMM is faster: 0.65–0.69 measured (entry 31) */
+#define SPARSE_MAX_DENSITY 0.6
 
 void fx_cpu_destroy(void *p)
 {
@@ -137,8 +144,6 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     return 0;
 }
 
-/* ghᵀ's share of non-zeros above which the dense GEMM is faster (NOTES.md, entry 31) */
-#define SPARSE_MAX_DENSITY 1.0
 
 /* One step, thread tid of T; every thread passes both barriers, whatever happens. */
 static int step(fx_cpu_state *st, int tid, int T, double *loss)
