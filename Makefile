@@ -77,6 +77,7 @@ AVX512_FLAGS := -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mavx2
 AVX2_FLAGS := -mavx2 -mfma
 
 C_SRCS := $(wildcard harness/*.c reference/*.c kernels/*.c kernels/cpu/*.c kernels/baselines/*.c)
+C_SRCS := $(filter-out kernels/cpu/sparse_sweep.c,$(C_SRCS)) # a program of its own: make sparse-sweep
 ifeq ($(OPENBLAS),0)
 C_SRCS := $(filter-out kernels/baselines/openblas.c,$(C_SRCS))
 endif
@@ -93,7 +94,7 @@ endif
 
 OBJS := $(C_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
 
-.PHONY: all check check-emu bench plot report gpu-bundle clean
+.PHONY: all check check-emu bench plot report gpu-bundle clean sparse-sweep
 all: $(BUILD)/fiftyx
 ifeq ($(NVCC),)
 	@echo "fiftyx: nvcc not found: CPU-only build (the cuda, cublas and cuda-persistent backends are not built)"
@@ -132,6 +133,12 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(ALL_NVCCFLAGS) -c -o $@ $<
+
+# The sparse w1ᵀ update against the dense GEMM over densities (kernels/cpu/NOTES.md, entry 31).
+CPU_OBJS := $(filter $(BUILD)/obj/kernels/cpu/%,$(OBJS)) $(BUILD)/obj/kernels/common.o
+sparse-sweep: $(BUILD)/sparse-sweep
+$(BUILD)/sparse-sweep: kernels/cpu/sparse_sweep.c $(CPU_OBJS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CPU_OBJS) -lm
 
 check: $(BUILD)/fiftyx
 	$(BUILD)/fiftyx check $(CHECK_ARGS)

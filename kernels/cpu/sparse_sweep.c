@@ -1,0 +1,76 @@
+/* sparse_sweep.c — the sparse w1ᵀ update (fx_cpu_sparse) against the dense GEMM it replaces,
+ * over a range of densities, on one thread: where step.c's SPARSE_MAX_DENSITY and use_sparse
+ * come from (NOTES.md, entry 31).
+ *
+ *   make sparse-sweep && build/sparse-sweep M N K [reps]
+ *
+ * M×N is the updated C (the step's w1ᵀ slice: hidden units × D_in), K the batch; A (ghᵀ) has the
+ * given share of non-zeros at random places, B (x) rows padded to cache lines as in the step.
+ * Each time is the best of `reps` runs (default 200) of compaction + update, against the best of
+ * as many dense fx_cpu_gemm_one SGD calls on the same operands, interleaved. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "cpu.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    long m = argc > 3 ? atol(argv[1]) : 0, n = argc > 3 ? atol(argv[2]) : 0, k = argc > 3 ? atol(argv[3]) : 0;
+    int reps = argc > 4 ? atoi(argv[4]) : 200;
+    if (argc < 4 || argc > 5 || m < 1 || n < 1 || k < 1 || m > 65536 || n > 65536 || k > 65536 || reps < 1) {
+        fprintf(stderr, "usage: sparse-sweep M N K [reps]   (each of M, N, K in 1..65536)\n");
+        return 2;
+    }
+    const char *why = NULL;
+    const fx_cpu_isa *isa = fx_cpu_isa_select(&why);
+    if (!isa || !isa->sparse_compact) {
+        fprintf(stderr, "sparse-sweep: %s\n", isa ? "this ISA has no sparse update" : why);
+        return 2;
+    }
+    const long ldb = (n + 15) / 16 * 16, ld = fx_cpu_sparse_ld(k), kb = fx_cpu_sparse_kblocks(k);
+    float *a = malloc((size_t)(m * k) * sizeof *a), *b = aligned_alloc(64, (size_t)(k * ldb) * sizeof *b);
+    float *c = malloc((size_t)(m * n) * sizeof *c), *work = malloc((size_t)(m * n) * sizeof *work);
+    int32_t *idx = malloc((size_t)(m * ld) * sizeof *idx), *starts = malloc((size_t)(m * (kb + 1)) * sizeof *starts);
+    float *val = malloc((size_t)(m * ld) * sizeof *val), *part = malloc((size_t)(m * FX_SPARSE_NB) * sizeof *part);
+    if (!a || !b || !c || !work || !idx || !starts || !val || !part) {
+        fprintf(stderr, "sparse-sweep: out of memory\n");
+        return 2;
+    }
+    fx_cpu_sparse s = {.m = m, .n = n, .k = k, .a = a, .lda = k, .b = b, .ldb = ldb, .c = c, .ldc = n,
+                       .lr = 1e-6f, .ld = ld, .idx = idx, .val = val, .starts = starts, .part = part};
+    fx_cpu_gemm g = {.m = m, .n = n, .k = k, .a = a, .a_rs = k, .a_cs = 1, .b = b, .b_rs = ldb, .b_cs = 1,
+                     .epi = FX_EPI_SGD, .c = c, .ldc = n, .lr = 1e-6f, .work = work};
+    srand(1);
+    for (long i = 0; i < k * ldb; i++)
+        b[i] = (float)(rand() % 100) * 1e-2f;
+    for (long i = 0; i < m * n; i++)
+        c[i] = 1.0f;
+    static const double dens[] = {0.3, 0.45, 0.55, 0.6, 0.65, 0.7, 0.8, 1.0};
+    printf("%s, %ldx%ldx%ld, 1 thread, best of %d\n%8s %12s %12s %14s\n", isa->name, m, n, k, reps, "density",
+           "sparse us", "dense us", "sparse/dense");
+    for (size_t d = 0; d < sizeof dens / sizeof dens[0]; d++) {
+        for (long i = 0; i < m * k; i++)
+            a[i] = (double)rand() / RAND_MAX < dens[d] ? 1e-3f * (float)(rand() % 7 + 1) : 0.0f;
+        double bs = 1e30, bd = 1e30;
+        long nnz = 0;
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            nnz = isa->sparse_compact(&s);
+            isa->sparse_sgd(&s);
+            double t1 = now();
+            fx_cpu_gemm_one(isa, &g);
+            double t2 = now();
+            bs = t1 - t0 < bs ? t1 - t0 : bs;
+            bd = t2 - t1 < bd ? t2 - t1 : bd;
+        }
+        printf("%8.3f %12.2f %12.2f %14.3f\n", (double)nnz / (double)(m * k), bs * 1e6, bd * 1e6, bs / bd);
+    }
+    return 0;
+}
