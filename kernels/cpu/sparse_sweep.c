@@ -10,7 +10,9 @@
  * as many dense fx_cpu_gemm_one SGD calls on the same operands, interleaved. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <immintrin.h>
 #include "cpu.h"
 
 static double now(void)
@@ -18,6 +20,41 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The ceiling of a kernel that loads one vector per FMA: 16 chains of FMAs whose second operand
+ * comes from L1 (each a fresh 64-byte vector, as the sparse update's rows of B), against the same
+ * chains on registers. AVX-512 only, after the ISA check. */
+__attribute__((target("avx512f,fma"), noinline)) static void fma_ceiling(double *with_load, double *alone)
+{
+    static float buf[8192] __attribute__((aligned(64)));
+    for (int i = 0; i < 8192; i++)
+        buf[i] = 1e-7f * (float)i;
+    __m512 acc[16];
+    const __m512 g = _mm512_set1_ps(1e-9f), h = _mm512_set1_ps(2e-9f);
+    const long iters = 4000000;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 16; i++)
+            acc[i] = _mm512_setzero_ps();
+        __m512 b = _mm512_set1_ps(1.0001f);
+        double t0 = now();
+        for (long it = 0; it < iters; it++) {
+            const float *p = buf + ((it * 128) & 8191), *q = buf + ((it * 128 + 4096) & 8191);
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) {
+                acc[v] = _mm512_fmadd_ps(g, pass ? b : _mm512_load_ps(p + 16 * v), acc[v]);
+                acc[8 + v] = _mm512_fmadd_ps(h, pass ? b : _mm512_load_ps(q + 16 * v), acc[8 + v]);
+            }
+            __asm__ volatile("" : "+v"(b));
+        }
+        double t = now() - t0;
+        __m512 sum = acc[0];
+        for (int i = 1; i < 16; i++)
+            sum = _mm512_add_ps(sum, acc[i]);
+        volatile float sink = _mm512_reduce_add_ps(sum);
+        (void)sink;
+        *(pass ? alone : with_load) = (double)iters * 16 * 32 / t * 1e-9;
+    }
 }
 
 int main(int argc, char **argv)
@@ -53,8 +90,14 @@ int main(int argc, char **argv)
     for (long i = 0; i < m * n; i++)
         c[i] = 1.0f;
     static const double dens[] = {0.3, 0.45, 0.55, 0.6, 0.65, 0.7, 0.8, 1.0};
-    printf("%s, %ldx%ldx%ld, 1 thread, best of %d\n%8s %12s %12s %14s\n", isa->name, m, n, k, reps, "density",
-           "sparse us", "dense us", "sparse/dense");
+    printf("%s, %ldx%ldx%ld, 1 thread, best of %d\n", isa->name, m, n, k, reps);
+    if (!strcmp(isa->name, "avx512")) {
+        double with_load, alone;
+        fma_ceiling(&with_load, &alone);
+        printf("FMA chains, one 64-byte load from L1 per FMA: %.1f GFLOP/s; on registers: %.1f (%.0f%%)\n",
+               with_load, alone, 100 * with_load / alone);
+    }
+    printf("%8s %12s %12s %14s\n", "density", "sparse us", "dense us", "sparse/dense");
     for (size_t d = 0; d < sizeof dens / sizeof dens[0]; d++) {
         for (long i = 0; i < m * k; i++)
             a[i] = (double)rand() / RAND_MAX < dens[d] ? 1e-3f * (float)(rand() % 7 + 1) : 0.0f;
