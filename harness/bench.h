@@ -37,7 +37,7 @@ typedef struct {
     const char *peak_name;
     int validated;
     char validation[256];
-    char config[256]; /* the backend's describe() as this row ran (threads, ISA, ...) */
+    char config[512]; /* the backend's describe() as this row ran (threads, ISA, ...) */
     double max_rel_err; /* kernels suite: the largest |error| / tolerance instead */
     int have_loss;
     double loss[2];

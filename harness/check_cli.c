@@ -193,7 +193,7 @@ static void check_blocks_every_isa(fx_check *c)
     if (old)
         snprintf(saved, sizeof saved, "%s", old);
     setenv("FIFTYX_BLOCKS", "40,64,36", 1);
-    const char *names[] = {"cpu", "cpu-avx512", "cpu-avx2", "cpu-generic"};
+    const char *names[] = {"cpu", "cpu-avx512", "cpu-avx2", "cpu-generic", "cpu-dense"};
     char bad[300] = "";
     int n = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !*bad; i++) {
@@ -1012,7 +1012,7 @@ static void check_agreement(fx_check *c)
         if (r[i].validated != rows[i].want || !strncmp(r[i].validation, "pending", 7))
             bad = i;
     /* and the real backends that share code are one family each (where this build has them) */
-    static const char *const same[][3] = {{"cpu", "cpu-avx512", "cpu-avx2"}, {"cpu", "cpu-generic", NULL},
+    static const char *const same[][3] = {{"cpu", "cpu-avx512", "cpu-avx2"}, {"cpu", "cpu-generic", "cpu-dense"},
                                           {"cuda", "cublas", "cuda-persistent"}};
     const char *apart = NULL;
     for (size_t i = 0; i < sizeof same / sizeof same[0] && !apart; i++) {

@@ -1,15 +1,17 @@
 /* check_sparse.c — the cpu backend's sparse weight update (fx_cpu_sparse, kernels/cpu/cpu.h),
  * called directly on every ISA here that has one, against a double reference.
  *
- * The loop checks run it inside the step (the cpu backend takes it at every size whose lists
- * fit), where the operands have no gaps: here each operand has one. A's rows run on past k
- * into columns holding non-zeros and a NaN, B has NaN rows past k and NaN columns past n, and
- * C's gap columns hold a sentinel: reading A past k, listing a column ≥ k, reading B outside
- * its k×n, or writing C past n fails. Shapes cross every edge of the kernel: one row and odd
- * rows (the pairs' last row alone), n within one vector, at a block's edge and past it
- * (FX_SPARSE_NB = 128), k under 16, between, at and past FX_SPARSE_KB = 64 (partial sums),
- * densities 0 (C untouched), 0.5 and 1, and a NaN in A, which must reach its row of C as the
- * dense product takes it. */
+ * The loop checks run it inside the step (the cpu backend takes it where x is at most 1 MiB
+ * and ghᵀ at most 60% non-zero: cpu.h), where the operands have no gaps: here each operand has
+ * one. A's rows run on past k into columns holding non-zeros and a NaN, B has NaN rows past k,
+ * and C's gap columns hold a sentinel: reading A past k, listing a column ≥ k, reading a row of
+ * B past k, or writing C past n with anything but its own value fails. (B's NaN columns past n
+ * reach only lanes that are never stored: a tail load of B without its mask passes here.)
+ * Shapes cross every edge of the kernel: one row and odd rows (the pairs' last row alone), n
+ * within one vector, at a block's edge and past it (FX_SPARSE_NB = 128), k under 16, between,
+ * at and past FX_SPARSE_KB = 64 (partial sums), densities 0 (C untouched), 0.5 and 1, and a NaN
+ * in A's last row (the odd row where m is odd), which must reach that row of C as the dense
+ * product takes it. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -50,12 +52,12 @@ static int sparse_case(const fx_cpu_isa *isa, long m, long n, long k, double den
             nnz_want += keep && p < k;
         }
     long nan_row = -1;
-    if (with_nan && nnz_want) { /* a NaN in A: row i of C must turn NaN in every column */
-        for (long p = 0; p < m * k && nan_row < 0; p++)
-            if (a[(p / k) * lda + p % k] != 0.0f) {
-                nan_row = p / k;
-                a[(p / k) * lda + p % k] = NAN;
-            }
+    if (with_nan) { /* a NaN in A's last row: that row of C must turn NaN in every column */
+        long p = fx_rng_next(&r) % (uint64_t)k;
+        if (a[(m - 1) * lda + p] == 0.0f)
+            nnz_want++;
+        a[(m - 1) * lda + p] = NAN;
+        nan_row = m - 1;
     }
     for (long p = 0; p < k + 16; p++)
         for (long j = 0; j < ldb; j++)
@@ -129,7 +131,7 @@ void fx_check_sparse(fx_check *c)
         int cases = 0, bad = 0;
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && !bad; i++)
             for (size_t d = 0; d < sizeof densities / sizeof densities[0] && !bad; d++)
-                for (int with_nan = 0; with_nan < 2 && !bad; with_nan++) {
+                for (int with_nan = 0; with_nan < 2 && !bad; with_nan++) { /* a NaN in A even at density 0 */
                     const long *sh = shapes[i];
                     if (sparse_case(isa, sh[0], sh[1], sh[2], densities[d], with_nan, 1000 + i * 7 + d * 2 + (size_t)with_nan,
                                     &worst, why, sizeof why)) {

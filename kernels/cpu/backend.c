@@ -1,7 +1,8 @@
 /* backend.c — the `cpu` backend (ISA chosen at run time; FIFTYX_ISA forces one) and one hidden
  * variant per ISA (cpu-avx512, cpu-avx2, cpu-generic) so that `fiftyx check` validates every
- * micro-kernel this CPU can run, and cpu-dense (the step without the sparse w1ᵀ update). All of them share the loop nest, the step and these tables;
- * they differ only in the fx_cpu_isa they hand down. */
+ * micro-kernel this CPU can run, and cpu-dense (the step without the sparse w1ᵀ update). All of
+ * them share the loop nest, the step and these tables; they differ only in the fx_cpu_isa they
+ * hand down. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,10 +94,14 @@ static const char *describe(const fx_cpu_isa *isa, char *buf, size_t len)
     if (!isa)
         return "no usable instruction set";
     const char *forced = getenv("FIFTYX_ISA"), *blocks = getenv("FIFTYX_BLOCKS");
+    char sparse[128] = "; step's w1 update: dense";
+    if (isa->sparse_compact)
+        snprintf(sparse, sizeof sparse, "; step's w1 update: sparse (gh's non-zeros) for x <= %ld KiB, gh <= %.0f%% "
+                 "non-zero", FX_SPARSE_MAX_X * 4 >> 10, 100 * FX_SPARSE_MAX_DENSITY);
     snprintf(buf, len, "%s%s: micro-kernel %s; blocks KC %ld, NC %ld, MC %ld%s; operands over %ld KiB "
-             "per thread packed; %d thread%s", isa->name, forced && *forced ? " (FIFTYX_ISA)" : "",
+             "per thread packed%s; %d thread%s", isa->name, forced && *forced ? " (FIFTYX_ISA)" : "",
              isa->ukernel, isa->kc, isa->nc, isa->mc, blocks && *blocks ? " (FIFTYX_BLOCKS)" : "",
-             isa->pack_bytes >> 10, fx_cpu_threads(),
+             isa->pack_bytes >> 10, sparse, fx_cpu_threads(),
              fx_cpu_threads() == 1 ? "" : "s");
     return buf;
 }
@@ -159,7 +164,7 @@ static const fx_cpu_isa *dense_isa(void)
     static const fx_gemm_bench gemm_bench_##id = {gb_create_##id, gb_run, fx_host_gemm_result, fx_host_gemm_destroy}; \
     static const char *describe_##id(void)                                                        \
     {                                                                                             \
-        static char buf[320];                                                                     \
+        static char buf[480];                                                                     \
         return describe(isa_##id(), buf, sizeof buf);                                             \
     }                                                                                             \
     static const char *isa_name_##id(void) { return ISA_NAME; }

@@ -63,9 +63,7 @@ typedef struct {
  * B is read in blocks of FX_SPARSE_KB rows × FX_SPARSE_NB columns (32 KiB: L1); the sums of the
  * k blocks before the last wait in part. */
 #define FX_SPARSE_KB 64
-#ifndef FX_SPARSE_NB
 #define FX_SPARSE_NB 128
-#endif
 typedef struct {
     long m, n, k;
     const float *a;
@@ -81,6 +79,12 @@ typedef struct {
     int32_t *starts; /* [m × (kblocks + 1)] where each k block starts in a row's list, and its end */
     float *part;     /* [m × FX_SPARSE_NB] partial sums when k > FX_SPARSE_KB, else unused */
 } fx_cpu_sparse;
+
+/* The step takes it where x has at most FX_SPARSE_MAX_X floats (1 MiB), and in a step whose
+ * ghᵀ slice is at most FX_SPARSE_MAX_DENSITY non-zero; else the dense GEMM is faster (measured
+ * crossovers 0.63–0.70, and 1.5x slower at x = 4 MiB: NOTES.md, entry 31). */
+#define FX_SPARSE_MAX_X (1L << 18)
+#define FX_SPARSE_MAX_DENSITY 0.6
 
 static inline long fx_cpu_sparse_kblocks(long k) { return (k + FX_SPARSE_KB - 1) / FX_SPARSE_KB; }
 static inline long fx_cpu_sparse_ld(long k) { return (k + 15) / 16 * 16; }

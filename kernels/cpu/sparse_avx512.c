@@ -17,6 +17,8 @@
 
 #define VL 16
 #define NVMAX (FX_SPARSE_NB / VL)
+_Static_assert(FX_SPARSE_NB % VL == 0 && NVMAX >= 1 && NVMAX <= 8, "FX_SPARSE_NB: 1 to 8 whole vectors");
+_Static_assert(FX_SPARSE_KB % VL == 0, "FX_SPARSE_KB: whole vectors (the compaction marks block starts per vector)");
 #define INLINE static inline __attribute__((always_inline))
 
 long fx_cpu_sparse_compact_avx512(const fx_cpu_sparse *s)
@@ -54,7 +56,8 @@ INLINE void rows(const fx_cpu_sparse *s, long j, const int TWO, long i0, long kc
                  int last, const int NV, const int EDGE, __mmask16 tail)
 {
     __m512 a0[NVMAX], a1[NVMAX];
-    float *p0 = s->part + j * FX_SPARSE_NB, *p1 = p0 + FX_SPARSE_NB;
+    /* the partial sums' rows: part is NULL when k is one block (first and last every time) */
+    float *p0 = first && last ? NULL : s->part + j * FX_SPARSE_NB, *p1 = p0 ? p0 + FX_SPARSE_NB : NULL;
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) {
         a0[v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(p0 + v * VL);
@@ -147,6 +150,8 @@ void fx_cpu_sparse_sgd_avx512(const fx_cpu_sparse *s)
             int first = kc == 0, last = kc == kb - 1;
             switch (nv) {
                 BLOCK(8) BLOCK(7) BLOCK(6) BLOCK(5) BLOCK(4) BLOCK(3) BLOCK(2) BLOCK(1)
+            default:
+                __builtin_trap(); /* nv is 1..NVMAX ≤ 8 (the static assertion above) */
             }
         }
     }
