@@ -86,6 +86,17 @@ typedef struct {
 #define FX_SPARSE_MAX_X (1L << 18)
 #define FX_SPARSE_MAX_DENSITY 0.6
 
+/* The row stride the step keeps x at (B of the sparse update): D_in rounded up to whole cache
+ * lines, so that no vector load of a row straddles two (at D_in = 1000, rows 4000 bytes apart,
+ * every other row did), and an odd number of lines, so that the 64 rows of a block of x fall
+ * into different sets of L1 (at 4096 floats, rows 16 KiB apart, all of them shared 8 sets of
+ * 12 ways): NOTES.md, entry 31. Short rows stay as they are, where padding would be most of x. */
+static inline long fx_cpu_x_stride(long d_in)
+{
+    long lines = (d_in + 15) / 16;
+    return d_in < 64 ? d_in : (lines | 1) * 16;
+}
+
 static inline long fx_cpu_sparse_kblocks(long k) { return (k + FX_SPARSE_KB - 1) / FX_SPARSE_KB; }
 static inline long fx_cpu_sparse_ld(long k) { return (k + 15) / 16 * 16; }
 

@@ -5,7 +5,7 @@
  *   make sparse-sweep && build/sparse-sweep M N K [reps]
  *
  * M×N is the updated C (the step's w1ᵀ slice: hidden units × D_in), K the batch; A (ghᵀ) has the
- * given share of non-zeros at random places, B (x) rows padded to cache lines as in the step.
+ * given share of non-zeros at random places, B (x) rows at the step's stride (fx_cpu_x_stride).
  * Each time is the best of `reps` runs (default 200) of compaction + update, against the best of
  * as many dense fx_cpu_gemm_one SGD calls on the same operands, interleaved. */
 #include <stdio.h>
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sparse-sweep: %s\n", isa ? "this ISA has no sparse update" : why);
         return 2;
     }
-    const long ldb = (n + 15) / 16 * 16, ld = fx_cpu_sparse_ld(k), kb = fx_cpu_sparse_kblocks(k);
+    const long ldb = fx_cpu_x_stride(n), ld = fx_cpu_sparse_ld(k), kb = fx_cpu_sparse_kblocks(k);
     float *a = malloc((size_t)(m * k) * sizeof *a), *b = aligned_alloc(64, (size_t)(k * ldb) * sizeof *b);
     float *c = malloc((size_t)(m * n) * sizeof *c), *work = malloc((size_t)(m * n) * sizeof *work);
     int32_t *idx = malloc((size_t)(m * ld) * sizeof *idx), *starts = malloc((size_t)(m * (kb + 1)) * sizeof *starts);

@@ -27,7 +27,7 @@ struct fx_cpu_state {
     float lr;
     int max_threads;      /* buffers are sized for this many */
     float *x, *xt, *yt;   /* inputs: x [N×D_in] (row stride ldx), xᵀ [D_in×N], yᵀ [D_out×N] */
-    long ldx;             /* x_stride(D_in) */
+    long ldx;             /* fx_cpu_x_stride(D_in) */
     float *w1t, *w2;      /* weights: w1ᵀ [H×D_in], w2 [H×D_out] */
     float *hrt, *ght;     /* h_reluᵀ, ghᵀ [H×N] */
     uint8_t *maskt;       /* [h ≥ 0]ᵀ [H×N] */
@@ -54,11 +54,6 @@ static void transpose(float *dst, const float *src, long rows, long cols)
             dst[j * rows + i] = src[i * cols + j];
 }
 
-/* x's row stride: D_in rounded up to whole cache lines, so that no vector load of a row of x
- * straddles two (at D_in = 1000, rows 4000 bytes apart, every other row did: NOTES.md, entry 31);
- * short rows stay as they are, where the padding would be most of x. */
-static long x_stride(long d_in) { return d_in < 64 ? d_in : (d_in + 15) / 16 * 16; }
-
 /* The sparse w1ᵀ update: where the ISA has it and x (read once per block of FX_SPARSE_NB
  * columns of w1ᵀ, by every hidden unit) is at most 1 MiB. Measured against the dense GEMM
  * (NOTES.md, entry 31): at 100x1000x64 and 100x1000x256 (the tutorial's and the 256-batch rung's
@@ -68,7 +63,7 @@ static long x_stride(long d_in) { return d_in < 64 ? d_in : (d_in + 15) / 16 * 1
  * within 16 MiB. */
 static int use_sparse(const fx_cpu_isa *isa, fx_size s)
 {
-    return isa->sparse_compact && isa->sparse_sgd && s.n * x_stride(s.d_in) <= FX_SPARSE_MAX_X &&
+    return isa->sparse_compact && isa->sparse_sgd && s.n * fx_cpu_x_stride(s.d_in) <= FX_SPARSE_MAX_X &&
            s.h * fx_cpu_sparse_ld(s.n) <= (1L << 21);
 }
 
@@ -102,7 +97,7 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     st->max_threads = T > procs ? T : procs;
     /* x's rows start on cache lines: the w1ᵀ update loads a vector per row of x, and a row at
      * 4000 bytes' stride straddles two lines every other row (NOTES.md, entry 31) */
-    st->ldx = x_stride((long)D);
+    st->ldx = fx_cpu_x_stride((long)D);
     st->x = alloc_floats(N * (size_t)st->ldx);
     st->xt = alloc_floats(D * N);
     st->yt = alloc_floats(O * N);
