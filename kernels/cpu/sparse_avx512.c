@@ -50,6 +50,20 @@ long fx_cpu_sparse_compact_avx512(const fx_cpu_sparse *s)
     return nnz;
 }
 
+/* Entries u0..u1 of one row's list into its accumulators a. */
+INLINE void rest(__m512 *a, const float *b, long ldb, const int32_t *x, const float *val, long u0, long u1,
+                 const int NV, const int EDGE, __mmask16 tail)
+{
+    for (long u = u0; u < u1; u++) {
+        const float *r = b + x[u] * ldb;
+        __m512 g = _mm512_set1_ps(val[u]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            a[v] = _mm512_fmadd_ps(g, EDGE && v == NV - 1 ? _mm512_maskz_loadu_ps(tail, r + v * VL)
+                                                         : _mm512_loadu_ps(r + v * VL), a[v]);
+    }
+}
+
 /* Rows j and j + 1 of C (TWO = 0: row j alone) over k block kc, on NV vectors of columns from
  * i0; the last of them under the lane mask `tail`. */
 INLINE void rows(const fx_cpu_sparse *s, long j, const int TWO, long i0, long kc, long kb, int first,
@@ -82,21 +96,10 @@ INLINE void rows(const fx_cpu_sparse *s, long j, const int TWO, long i0, long kc
             a1[v] = _mm512_fmadd_ps(g1, LOADB(r1, v), a1[v]);
         }
     }
-    for (long u = t; u < c0; u++) {
-        const float *r0 = b + x0[u] * ldb;
-        __m512 g0 = _mm512_set1_ps(v0[u]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; v++)
-            a0[v] = _mm512_fmadd_ps(g0, LOADB(r0, v), a0[v]);
-    }
-    for (long u = t; u < c1; u++) {
-        const float *r1 = b + x1[u] * ldb;
-        __m512 g1 = _mm512_set1_ps(v1[u]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; v++)
-            a1[v] = _mm512_fmadd_ps(g1, LOADB(r1, v), a1[v]);
-    }
 #undef LOADB
+    /* the longer list's rest: one row, 8 chains */
+    rest(a0, b, ldb, x0, v0, t, c0, NV, EDGE, tail);
+    rest(a1, b, ldb, x1, v1, t, c1, NV, EDGE, tail);
     if (!last) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
