@@ -96,8 +96,9 @@ static const char *describe(const fx_cpu_isa *isa, char *buf, size_t len)
     const char *forced = getenv("FIFTYX_ISA"), *blocks = getenv("FIFTYX_BLOCKS");
     char sparse[128] = "; step's w1 update: dense";
     if (isa->sparse_compact)
-        snprintf(sparse, sizeof sparse, "; step's w1 update: sparse (gh's non-zeros) for x <= %ld KiB, gh <= %.0f%% "
-                 "non-zero", FX_SPARSE_MAX_X * 4 >> 10, 100 * FX_SPARSE_MAX_DENSITY);
+        snprintf(sparse, sizeof sparse, "; step's w1 update: sparse (gh's non-zeros) for <= %d hidden units a "
+                 "thread, D_in >= %d, gh <= %.0f%% non-zero", FX_SPARSE_MAX_ROWS, FX_SPARSE_MIN_COLS,
+                 100 * FX_SPARSE_MAX_DENSITY);
     snprintf(buf, len, "%s%s: micro-kernel %s; blocks KC %ld, NC %ld, MC %ld%s; operands over %ld KiB "
              "per thread packed%s; %d thread%s", isa->name, forced && *forced ? " (FIFTYX_ISA)" : "",
              isa->ukernel, isa->kc, isa->nc, isa->mc, blocks && *blocks ? " (FIFTYX_BLOCKS)" : "",

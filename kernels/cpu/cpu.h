@@ -80,10 +80,15 @@ typedef struct {
     float *part;     /* [m × FX_SPARSE_NB] partial sums when k > FX_SPARSE_KB, else unused */
 } fx_cpu_sparse;
 
-/* The step takes it where x has at most FX_SPARSE_MAX_X floats (1 MiB), and in a step whose
- * ghᵀ slice is at most FX_SPARSE_MAX_DENSITY non-zero; else the dense GEMM is faster (measured
- * crossovers 0.63–0.70, and 1.5x slower at x = 4 MiB: NOTES.md, entry 31). */
-#define FX_SPARSE_MAX_X (1L << 18)
+/* Where the step takes it (NOTES.md, entry 31, `make sparse-sweep`): a thread's share of the
+ * hidden units (m) at most FX_SPARSE_MAX_ROWS, D_in (n) at least FX_SPARSE_MIN_COLS, the lists
+ * (8 bytes per element of ghᵀ) within FX_SPARSE_MAX_LIST elements (16 MiB), and ghᵀ's slice at
+ * most FX_SPARSE_MAX_DENSITY non-zero in that step; elsewhere the dense GEMM was as fast or
+ * faster (the density crossover at 0.63–0.70; 0.99–1.5x the GEMM's time with 256–512 rows,
+ * 1.85x at n = 16). */
+#define FX_SPARSE_MAX_ROWS 128
+#define FX_SPARSE_MIN_COLS 128
+#define FX_SPARSE_MAX_LIST (1L << 21)
 #define FX_SPARSE_MAX_DENSITY 0.6
 
 /* The row stride the step keeps x at (B of the sparse update): D_in rounded up to whole cache

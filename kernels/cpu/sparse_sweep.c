@@ -1,5 +1,5 @@
 /* sparse_sweep.c — the sparse w1ᵀ update (fx_cpu_sparse) against the dense GEMM it replaces,
- * over a range of densities, on one thread: where step.c's SPARSE_MAX_DENSITY and use_sparse
+ * over a range of densities, on one thread: where cpu.h's FX_SPARSE_* limits
  * come from (NOTES.md, entry 31).
  *
  *   make sparse-sweep && build/sparse-sweep M N K [reps]

@@ -54,17 +54,17 @@ static void transpose(float *dst, const float *src, long rows, long cols)
             dst[j * rows + i] = src[i * cols + j];
 }
 
-/* The sparse w1ᵀ update: where the ISA has it and x (read once per block of FX_SPARSE_NB
- * columns of w1ᵀ, by every hidden unit) is at most 1 MiB. Measured against the dense GEMM
- * (NOTES.md, entry 31): at 100x1000x64 and 100x1000x256 (the tutorial's and the 256-batch rung's
- * update, x 0.25 and 1 MiB) it wins below a density of 0.65; at 512x4096x256 (x 4 MiB, w1ᵀ 8 MiB)
- * it is 1.5x slower than the GEMM even at 0.45 — its passes over all of C per block of x run out
- * of L2 — so the larger steps keep the GEMM. The lists (8 bytes per element of ghᵀ) are kept
- * within 16 MiB. */
-static int use_sparse(const fx_cpu_isa *isa, fx_size s)
+/* Whether the sparse w1ᵀ update's lists are worth keeping (cpu.h's limits): the ISA has it, the
+ * lists fit, D_in is wide enough, and with `threads` threads a thread's share of the hidden units
+ * is small enough (each step checks its own share again, and the density). Measured against the
+ * dense GEMM (NOTES.md, entry 31): the tutorial's 100x1000x64 0.72 of its time at the tutorial's
+ * density; 64x4096x256 (the 256x4096x1024x256 rung's share on 16 threads) 0.51; 512x4096x256 (its
+ * share on 2 threads) 1.2–1.5, so there the GEMM stays. */
+static int use_sparse(const fx_cpu_isa *isa, fx_size s, int threads)
 {
-    return isa->sparse_compact && isa->sparse_sgd && s.n * fx_cpu_x_stride(s.d_in) <= FX_SPARSE_MAX_X &&
-           s.h * fx_cpu_sparse_ld(s.n) <= (1L << 21);
+    return isa->sparse_compact && isa->sparse_sgd && s.d_in >= FX_SPARSE_MIN_COLS &&
+           s.h * fx_cpu_sparse_ld(s.n) <= FX_SPARSE_MAX_LIST &&
+           (s.h + threads - 1) / threads <= FX_SPARSE_MAX_ROWS;
 }
 
 void fx_cpu_destroy(void *p)
@@ -114,7 +114,7 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     int need_work = fx_cpu_gemm_needs_work(isa, &sgd);
     if (need_work)
         st->work = alloc_floats(H * (D > O ? D : O));
-    int sparse = use_sparse(isa, s);
+    int sparse = use_sparse(isa, s, st->max_threads);
     if (sparse) {
         size_t ld = (size_t)fx_cpu_sparse_ld(s.n), kb = (size_t)fx_cpu_sparse_kblocks(s.n);
         st->sp_idx = aligned_alloc(64, (H * ld * sizeof(int32_t) + 63) / 64 * 64);
@@ -208,7 +208,7 @@ static int step(fx_cpu_state *st, int tid, int T, double *loss)
         err |= fx_cpu_gemm_one(isa, &grad_h); /* reads w2 rows j0..j1 before ... */
         err |= fx_cpu_gemm_one(isa, &update_w2); /* ... they are updated */
         int dense = 1;
-        if (st->sp_idx) {
+        if (st->sp_idx && hs <= FX_SPARSE_MAX_ROWS) {
             const long ld = fx_cpu_sparse_ld(N), kb = fx_cpu_sparse_kblocks(N);
             fx_cpu_sparse sp = {
                 .m = hs, .n = D, .k = N, .a = st->ght + j0 * N, .lda = N, .b = st->x, .ldb = st->ldx,
