@@ -10,7 +10,9 @@
  *   loss, gᵀ = Σ(y_pred − y)², 2(y_pred − y)    fused loss + gradient
  *   ghᵀ[j] = (w2[j]·gᵀ) ⊙ maskᵀ[j]              GEMM NN, MASK epilogue (w2 before its update)
  *   w2[j] −= lr · hᵀ[j]·g                       GEMM NT, SGD epilogue
- *   w1ᵀ[j] −= lr · ghᵀ[j]·x                     GEMM NN, SGD epilogue
+ *   w1ᵀ[j] −= lr · ghᵀ[j]·x                     GEMM NN, SGD epilogue; or, where a thread has
+ *                                               few hidden units, from ghᵀ[j]'s non-zeros only
+ *                                               (fx_cpu_sparse: the ReLU mask zeroes ~half)
  *
  * So each thread takes a slice of the hidden units and runs all of it alone, except the sum of
  * y_pred: two barriers per step (one to finish the partial sums, one to publish g). x and xᵀ
@@ -95,8 +97,8 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     st->s = s;
     st->lr = p->lr;
     st->max_threads = T > procs ? T : procs;
-    /* x's rows start on cache lines: the w1ᵀ update loads a vector per row of x, and a row at
-     * 4000 bytes' stride straddles two lines every other row (NOTES.md, entry 31) */
+    /* x's rows start on cache lines, an odd number of lines apart (fx_cpu_x_stride): the w1ᵀ
+     * update loads a vector per row of x */
     st->ldx = fx_cpu_x_stride((long)D);
     st->x = alloc_floats(N * (size_t)st->ldx);
     st->xt = alloc_floats(D * N);
@@ -140,7 +142,6 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     *state = st;
     return 0;
 }
-
 
 /* One step, thread tid of T; every thread passes both barriers, whatever happens. */
 static int step(fx_cpu_state *st, int tid, int T, double *loss)
