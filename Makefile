@@ -135,7 +135,8 @@ $(BUILD)/obj/%.cu.o: %.cu
 	$(NVCC) $(ALL_NVCCFLAGS) -c -o $@ $<
 
 # The sparse w1ᵀ update against the dense GEMM over densities (kernels/cpu/NOTES.md, entry 31).
-CPU_OBJS := $(filter $(BUILD)/obj/kernels/cpu/%,$(OBJS)) $(BUILD)/obj/kernels/common.o
+CPU_OBJS := $(filter $(BUILD)/obj/kernels/cpu/%,$(OBJS)) $(BUILD)/obj/kernels/common.o \
+	$(BUILD)/obj/harness/peak_fma_avx512.o
 sparse-sweep: $(BUILD)/sparse-sweep
 $(BUILD)/sparse-sweep: kernels/cpu/sparse_sweep.c $(CPU_OBJS)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CPU_OBJS) -lm

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <immintrin.h>
 #include "cpu.h"
+#include "../../harness/peaks.h"
 
 static double now(void)
 {
@@ -23,38 +24,39 @@ static double now(void)
 }
 
 /* The ceiling of a kernel that loads one vector per FMA: 16 chains of FMAs whose second operand
- * comes from L1 (each a fresh 64-byte vector, as the sparse update's rows of B), against the same
- * chains on registers. AVX-512 only, after the ISA check. */
+ * comes from L1 (each a fresh 64-byte vector, as the sparse update's rows of B), against the FMA
+ * peak loop of `fiftyx info --peaks` (harness/peak_fma_avx512.c: chains on registers). AVX-512
+ * only, after the ISA check. */
 __attribute__((target("avx512f,fma"), noinline)) static void fma_ceiling(double *with_load, double *alone)
 {
     static float buf[8192] __attribute__((aligned(64)));
     for (int i = 0; i < 8192; i++)
         buf[i] = 1e-7f * (float)i;
     __m512 acc[16];
+    for (int i = 0; i < 16; i++)
+        acc[i] = _mm512_setzero_ps();
     const __m512 g = _mm512_set1_ps(1e-9f), h = _mm512_set1_ps(2e-9f);
     const long iters = 4000000;
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < 16; i++)
-            acc[i] = _mm512_setzero_ps();
-        __m512 b = _mm512_set1_ps(1.0001f);
-        double t0 = now();
-        for (long it = 0; it < iters; it++) {
-            const float *p = buf + ((it * 128) & 8191), *q = buf + ((it * 128 + 4096) & 8191);
+    double t0 = now();
+    for (long it = 0; it < iters; it++) {
+        const float *p = buf + ((it * 128) & 8191), *q = buf + ((it * 128 + 4096) & 8191);
 #pragma GCC unroll 8
-            for (int v = 0; v < 8; v++) {
-                acc[v] = _mm512_fmadd_ps(g, pass ? b : _mm512_load_ps(p + 16 * v), acc[v]);
-                acc[8 + v] = _mm512_fmadd_ps(h, pass ? b : _mm512_load_ps(q + 16 * v), acc[8 + v]);
-            }
-            __asm__ volatile("" : "+v"(b));
+        for (int v = 0; v < 8; v++) {
+            acc[v] = _mm512_fmadd_ps(g, _mm512_load_ps(p + 16 * v), acc[v]);
+            acc[8 + v] = _mm512_fmadd_ps(h, _mm512_load_ps(q + 16 * v), acc[8 + v]);
         }
-        double t = now() - t0;
-        __m512 sum = acc[0];
-        for (int i = 1; i < 16; i++)
-            sum = _mm512_add_ps(sum, acc[i]);
-        volatile float sink = _mm512_reduce_add_ps(sum);
-        (void)sink;
-        *(pass ? alone : with_load) = (double)iters * 16 * 32 / t * 1e-9;
     }
+    double t = now() - t0;
+    __m512 sum = acc[0];
+    for (int i = 1; i < 16; i++)
+        sum = _mm512_add_ps(sum, acc[i]);
+    volatile float sink = _mm512_reduce_add_ps(sum);
+    *with_load = (double)iters * 16 * 32 / t * 1e-9;
+    const long peak_iters = 20000000; /* 12 chains an iteration */
+    t0 = now();
+    sink += fx_fma_loop_avx512(peak_iters, 1.0000001f, 1e-9f);
+    *alone = (double)peak_iters * 12 * 32 / (now() - t0) * 1e-9;
+    (void)sink;
 }
 
 int main(int argc, char **argv)

@@ -116,9 +116,10 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     int need_work = fx_cpu_gemm_needs_work(isa, &sgd);
     if (need_work)
         st->work = alloc_floats(H * (D > O ? D : O));
-    int sparse = use_sparse(isa, s, st->max_threads);
+    const int sparse = use_sparse(isa, s, st->max_threads);
+    const size_t kb = (size_t)fx_cpu_sparse_kblocks(s.n);
     if (sparse) {
-        size_t ld = (size_t)fx_cpu_sparse_ld(s.n), kb = (size_t)fx_cpu_sparse_kblocks(s.n);
+        size_t ld = (size_t)fx_cpu_sparse_ld(s.n);
         st->sp_idx = aligned_alloc(64, (H * ld * sizeof(int32_t) + 63) / 64 * 64);
         st->sp_val = alloc_floats(H * ld);
         st->sp_starts = aligned_alloc(64, (H * (kb + 1) * sizeof(int32_t) + 63) / 64 * 64);
@@ -127,7 +128,7 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
     if (!st->x || !st->xt || !st->yt || !st->w1t || !st->w2 || !st->hrt || !st->ght || !st->maskt ||
         !st->yp_part || !st->ypt || !st->gt || !st->loss_part || (need_work && !st->work) ||
         (sparse && (!st->sp_idx || !st->sp_val || !st->sp_starts ||
-                    (fx_cpu_sparse_kblocks(s.n) > 1 && !st->sp_part)))) {
+                    (kb > 1 && !st->sp_part)))) {
         fx_cpu_destroy(st);
         return fx_fail(e, "out of memory for %ldx%ldx%ldx%ld", s.n, s.d_in, s.h, s.d_out);
     }
