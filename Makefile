@@ -77,7 +77,8 @@ AVX512_FLAGS := -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mavx2
 AVX2_FLAGS := -mavx2 -mfma
 
 C_SRCS := $(wildcard harness/*.c reference/*.c kernels/*.c kernels/cpu/*.c kernels/baselines/*.c)
-C_SRCS := $(filter-out kernels/cpu/sparse_sweep.c,$(C_SRCS)) # a program of its own: make sparse-sweep
+# programs of their own: make sparse-sweep, make load-cost
+C_SRCS := $(filter-out kernels/cpu/sparse_sweep.c kernels/cpu/load_cost.c,$(C_SRCS))
 ifeq ($(OPENBLAS),0)
 C_SRCS := $(filter-out kernels/baselines/openblas.c,$(C_SRCS))
 endif
@@ -94,7 +95,7 @@ endif
 
 OBJS := $(C_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
 
-.PHONY: all check check-emu bench plot report gpu-bundle clean sparse-sweep
+.PHONY: all check check-emu bench plot report gpu-bundle clean sparse-sweep load-cost
 all: $(BUILD)/fiftyx
 ifeq ($(NVCC),)
 	@echo "fiftyx: nvcc not found: CPU-only build (the cuda, cublas and cuda-persistent backends are not built)"
@@ -140,6 +141,12 @@ CPU_OBJS := $(filter $(BUILD)/obj/kernels/cpu/%,$(OBJS)) $(BUILD)/obj/kernels/co
 sparse-sweep: $(BUILD)/sparse-sweep
 $(BUILD)/sparse-sweep: kernels/cpu/sparse_sweep.c $(CPU_OBJS)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CPU_OBJS) -lm
+
+# What loads from L1 cost the FMA rate (kernels/cpu/NOTES.md, entry 32).
+load-cost: $(BUILD)/load-cost
+$(BUILD)/load-cost: kernels/cpu/load_cost.c
+	@mkdir -p $(BUILD)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 
 check: $(BUILD)/fiftyx
 	$(BUILD)/fiftyx check $(CHECK_ARGS)

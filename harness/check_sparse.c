@@ -31,10 +31,10 @@ static int sparse_case(const fx_cpu_isa *isa, long m, long n, long k, double den
                        uint64_t seed, double *worst, char *why, size_t why_len)
 {
     const long lda = k + 5, ldb = n + 3, ldc = n + 7, ld = fx_cpu_sparse_ld(k);
-    const long kb = fx_cpu_sparse_kblocks(k);
+    const long sld = fx_cpu_sparse_sld(k);
     float *a = malloc((size_t)(m * lda) * sizeof *a), *b = malloc((size_t)((k + 16) * ldb) * sizeof *b);
     float *c = malloc((size_t)(m * ldc) * sizeof *c), *c0 = malloc((size_t)(m * ldc) * sizeof *c0);
-    int32_t *idx = malloc((size_t)(m * ld) * sizeof *idx), *starts = malloc((size_t)(m * (kb + 1)) * sizeof *starts);
+    int32_t *idx = malloc((size_t)(m * ld) * sizeof *idx), *starts = malloc((size_t)(m * sld) * sizeof *starts);
     float *val = malloc((size_t)(m * ld) * sizeof *val), *part = malloc((size_t)(m * FX_SPARSE_NB) * sizeof *part);
     int rc = -1;
     if (!a || !b || !c || !c0 || !idx || !starts || !val || !part) {

@@ -60,6 +60,10 @@ typedef struct {
  * row-major with unit column stride, A's zeros skipped. The step's w1ᵀ update is one: A = ghᵀ,
  * zero wherever the ReLU mask is (about half of it), B = x. fx_cpu_sparse_compact lists each row
  * of A's non-zeros (column index and value), fx_cpu_sparse_sgd then runs on the lists alone.
+ * Rows go in pairs (0 and 1, 2 and 3, ...; an odd last row alone): within each k block a pair's
+ * lists start with the columns where both rows are non-zero, in the same order in both, so
+ * that one load of B's row serves the two rows (NOTES.md, entry 32); each row's own columns
+ * follow.
  * B is read in blocks of FX_SPARSE_KB rows × FX_SPARSE_NB columns (32 KiB: L1); the sums of the
  * k blocks before the last wait in part. */
 #define FX_SPARSE_KB 64
@@ -73,10 +77,10 @@ typedef struct {
     float *c;
     long ldc;
     float lr;
-    long ld;         /* row stride of idx and val: k rounded up to a multiple of 16 */
-    int32_t *idx;    /* [m × ld] the columns of A's non-zeros, row by row, ascending */
+    long ld;         /* row stride of idx and val: fx_cpu_sparse_ld(k) */
+    int32_t *idx;    /* [m × ld] the columns of A's non-zeros, row by row, k block by k block */
     float *val;      /* [m × ld] their values */
-    int32_t *starts; /* [m × (kblocks + 1)] where each k block starts in a row's list, and its end */
+    int32_t *starts; /* [m × fx_cpu_sparse_sld(k)] see fx_cpu_sparse_sld */
     float *part;     /* [m × FX_SPARSE_NB] partial sums when k > FX_SPARSE_KB, else unused */
 } fx_cpu_sparse;
 
@@ -84,8 +88,10 @@ typedef struct {
  * hidden units (m) at most FX_SPARSE_MAX_ROWS, D_in (n) at least FX_SPARSE_MIN_COLS, the lists
  * (8 bytes per element of ghᵀ) within FX_SPARSE_MAX_LIST elements (16 MiB), and ghᵀ's slice at
  * most FX_SPARSE_MAX_DENSITY non-zero in that step; elsewhere the dense GEMM was as fast or
- * faster (the density crossover at 0.63–0.70; 0.99–1.5x the GEMM's time with 256–512 rows,
- * 1.85x at n = 16). */
+ * faster (entry 31: the density crossover at 0.63–0.70; 0.99–1.5x the GEMM's time with 256–512
+ * rows, 1.85x at n = 16). With entry 32's shared loads the crossover is 0.65 at 128x4096x256 and
+ * 0.75–0.82 at 100 rows of 1000, and 256–512 rows take 0.89–1.08x the GEMM's time at the
+ * tutorial's density: the limits stay, on the side of the slowest case measured. */
 #define FX_SPARSE_MAX_ROWS 128
 #define FX_SPARSE_MIN_COLS 128
 #define FX_SPARSE_MAX_LIST (1L << 21)
@@ -103,7 +109,12 @@ static inline long fx_cpu_x_stride(long d_in)
 }
 
 static inline long fx_cpu_sparse_kblocks(long k) { return (k + FX_SPARSE_KB - 1) / FX_SPARSE_KB; }
-static inline long fx_cpu_sparse_ld(long k) { return (k + 15) / 16 * 16; }
+/* idx's and val's row stride: k rounded up to whole vectors, and one vector more (the compaction
+ * stores whole vectors at the running count, which can run up to k) */
+static inline long fx_cpu_sparse_ld(long k) { return (k + 15) / 16 * 16 + 16; }
+/* starts's row stride: each k block's start in the row's list and the list's end (kblocks + 1),
+ * then, in the first row of each pair, how many entries of each k block the pair shares */
+static inline long fx_cpu_sparse_sld(long k) { return 2 * fx_cpu_sparse_kblocks(k) + 1; }
 
 /* An instruction set: its micro-kernel, its blocking, its element-wise kernels. */
 typedef struct {

@@ -7,11 +7,15 @@
  * its value: the FLOPs the mask leaves, and no branch per element.
  *
  * Per list entry the kernel broadcasts the value and streams NV ≤ 8 vectors of the B row into NV
- * accumulators: one load per FMA (the B row differs from entry to entry), folded into the FMA
- * as its memory operand. Two rows of C are interleaved, each with its own list, so that 16
- * independent FMA chains cover the FMA latency (4 cycles) at two FMAs a cycle; a load port
- * feeds each FMA, and the broadcasts take the rest. B is read in blocks of FX_SPARSE_KB rows ×
- * FX_SPARSE_NB columns (64 × 128 floats = 32 KiB) that stay in L1 while every row of C passes. */
+ * accumulators. Two rows of C go together, each with its own accumulators (16 independent FMA
+ * chains cover the FMA latency, 4 cycles, at two FMAs a cycle). Where both rows have an entry
+ * for the same row of B (at the tutorial's density, about a fifth of the pair's columns: half of
+ * its FMAs), each vector of that row is loaded once for both FMAs; elsewhere each FMA loads its
+ * own vector, as its memory operand. On the Xeon core of the dev box a vector load costs FMA
+ * throughput even when nothing waits for it (`make load-cost`: one load per FMA 64–67% of the
+ * FMA peak, one per two FMAs 78–88%), so the shared entries are the cheap ones (NOTES.md,
+ * entry 32). B is read in blocks of FX_SPARSE_KB rows × FX_SPARSE_NB columns (64 × 128 floats =
+ * 32 KiB) that stay in L1 while every row of C passes. */
 #include <immintrin.h>
 #include "cpu.h"
 
@@ -21,32 +25,78 @@ _Static_assert(FX_SPARSE_NB % VL == 0 && NVMAX >= 1 && NVMAX <= 8, "FX_SPARSE_NB
 _Static_assert(FX_SPARSE_KB % VL == 0, "FX_SPARSE_KB: whole vectors (the compaction marks block starts per vector)");
 #define INLINE static inline __attribute__((always_inline))
 
+/* The lanes of vector kk of rows r0 (and r1) that are non-zero: unordered, so a NaN is a
+ * non-zero and reaches C as the dense product would take it. */
+INLINE __mmask16 nonzero(const float *row, long kk, long k, __m512 *v)
+{
+    __mmask16 lm = k - kk >= VL ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - kk)) - 1);
+    *v = _mm512_maskz_loadu_ps(lm, row + kk);
+    return _mm512_mask_cmp_ps_mask(lm, *v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+}
+
+/* Append the lanes `keep` of v and their column numbers to a list at *c (whole vectors stored:
+ * *c ≤ k, within the row's ld = k rounded up plus one vector). */
+INLINE void append(float *vl, int32_t *ix, long *c, __mmask16 keep, __m512 v, long kk)
+{
+    const __m512i col = _mm512_add_epi32(_mm512_set1_epi32((int)kk),
+                                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    _mm512_storeu_ps(vl + *c, _mm512_maskz_compress_ps(keep, v));
+    if (ix)
+        _mm512_storeu_si512(ix + *c, _mm512_maskz_compress_epi32(keep, col));
+    *c += __builtin_popcount(keep);
+}
+
+/* Rows j and j + 1 (TWO = 0: row j alone), block by block of k: first the columns where both are
+ * non-zero (idx kept in row j's list only: row j + 1 reads them there), then each row's own. */
+INLINE long compact_rows(const fx_cpu_sparse *s, long j, const int TWO, long kb, long sld)
+{
+    const float *r0 = s->a + j * s->lda, *r1 = TWO ? r0 + s->lda : r0;
+    int32_t *ix0 = s->idx + j * s->ld, *ix1 = ix0 + s->ld;
+    float *vl0 = s->val + j * s->ld, *vl1 = vl0 + s->ld;
+    int32_t *st0 = s->starts + j * sld, *st1 = st0 + sld, *shared = st0 + kb + 1;
+    long c0 = 0, c1 = 0;
+    for (long kc = 0; kc < kb; kc++) {
+        const long k0 = kc * FX_SPARSE_KB, k1 = k0 + FX_SPARSE_KB < s->k ? k0 + FX_SPARSE_KB : s->k;
+        st0[kc] = (int32_t)c0;
+        if (TWO) {
+            st1[kc] = (int32_t)c1;
+            long b0 = c0, b1 = c1;
+            for (long kk = k0; kk < k1; kk += VL) {
+                __m512 v0, v1;
+                __mmask16 both = nonzero(r0, kk, s->k, &v0) & nonzero(r1, kk, s->k, &v1);
+                append(vl0, ix0, &b0, both, v0, kk);
+                append(vl1, NULL, &b1, both, v1, kk);
+            }
+            shared[kc] = (int32_t)(b0 - c0);
+            c0 = b0;
+            c1 = b1;
+        }
+        for (long kk = k0; kk < k1; kk += VL) {
+            __m512 v0, v1;
+            __mmask16 n0 = nonzero(r0, kk, s->k, &v0);
+            if (!TWO) {
+                append(vl0, ix0, &c0, n0, v0, kk);
+                continue;
+            }
+            __mmask16 n1 = nonzero(r1, kk, s->k, &v1);
+            append(vl0, ix0, &c0, n0 & ~n1, v0, kk);
+            append(vl1, ix1, &c1, n1 & ~n0, v1, kk);
+        }
+    }
+    st0[kb] = (int32_t)c0;
+    if (TWO)
+        st1[kb] = (int32_t)c1;
+    return c0 + c1;
+}
+
 long fx_cpu_sparse_compact_avx512(const fx_cpu_sparse *s)
 {
-    const long kb = fx_cpu_sparse_kblocks(s->k);
-    long nnz = 0;
-    for (long j = 0; j < s->m; j++) {
-        const float *row = s->a + j * s->lda;
-        int32_t *ix = s->idx + j * s->ld, *st = s->starts + j * (kb + 1);
-        float *vl = s->val + j * s->ld;
-        __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        long c = 0;
-        for (long kk = 0; kk < s->k; kk += VL) {
-            if (kk % FX_SPARSE_KB == 0)
-                st[kk / FX_SPARSE_KB] = (int32_t)c;
-            __mmask16 lm = s->k - kk >= VL ? (__mmask16)0xFFFF : (__mmask16)((1u << (s->k - kk)) - 1);
-            __m512 v = _mm512_maskz_loadu_ps(lm, row + kk);
-            /* unordered: a NaN is a non-zero, and reaches C as the dense product would take it */
-            __mmask16 nz = _mm512_mask_cmp_ps_mask(lm, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-            /* whole vectors stored at c ≤ kk: within the row's ld = k rounded up to 16 */
-            _mm512_storeu_ps(vl + c, _mm512_maskz_compress_ps(nz, v));
-            _mm512_storeu_si512(ix + c, _mm512_maskz_compress_epi32(nz, iota));
-            c += __builtin_popcount(nz);
-            iota = _mm512_add_epi32(iota, _mm512_set1_epi32(VL));
-        }
-        st[kb] = (int32_t)c;
-        nnz += c;
-    }
+    const long kb = fx_cpu_sparse_kblocks(s->k), sld = fx_cpu_sparse_sld(s->k);
+    long nnz = 0, j = 0;
+    for (; j + 1 < s->m; j += 2)
+        nnz += compact_rows(s, j, 1, kb, sld);
+    if (j < s->m)
+        nnz += compact_rows(s, j, 0, kb, sld);
     return nnz;
 }
 
@@ -78,18 +128,36 @@ INLINE void rows(const fx_cpu_sparse *s, long j, const int TWO, long i0, long kc
         if (TWO)
             a1[v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(p1 + v * VL);
     }
-    /* row j's entries of k block kc, and row j + 1's */
-    const int32_t *s0 = s->starts + j * (kb + 1) + kc, *s1 = TWO ? s0 + (kb + 1) : s0;
+    /* row j's entries of k block kc, and row j + 1's: the first `sh` of each shared */
+    const long sld = fx_cpu_sparse_sld(s->k);
+    const int32_t *s0 = s->starts + j * sld + kc, *s1 = TWO ? s0 + sld : s0;
+    const long sh = TWO ? s->starts[j * sld + kb + 1 + kc] : 0;
     const int32_t *x0 = s->idx + j * s->ld + s0[0], *x1 = s->idx + (j + TWO) * s->ld + s1[0];
     const float *v0 = s->val + j * s->ld + s0[0], *v1 = s->val + (j + TWO) * s->ld + s1[0];
-    const long c0 = s0[1] - s0[0], c1 = TWO ? s1[1] - s1[0] : 0, cm = c0 < c1 ? c0 : c1;
+    const long c0 = s0[1] - s0[0], c1 = TWO ? s1[1] - s1[0] : 0;
     const float *b = s->b + i0;
     const long ldb = s->ldb;
 #define LOADB(r, v) (EDGE && (v) == NV - 1 ? _mm512_maskz_loadu_ps(tail, (r) + (v) * VL) : _mm512_loadu_ps((r) + (v) * VL))
+    /* shared entries: each vector of B's row loaded once for the two rows' FMAs (the empty asm
+     * keeps it in a register: GCC would otherwise fold the load into both FMAs, two loads) */
+    for (long t = 0; t < sh; t++) {
+        const float *r = b + x0[t] * ldb;
+        __m512 g0 = _mm512_set1_ps(v0[t]), g1 = _mm512_set1_ps(v1[t]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            __m512 x = LOADB(r, v);
+            __asm__("" : "+v"(x));
+            a0[v] = _mm512_fmadd_ps(g0, x, a0[v]);
+            a1[v] = _mm512_fmadd_ps(g1, x, a1[v]);
+        }
+    }
+    /* each row's own entries, the two lists interleaved while both last */
+    const long cm = (c0 < c1 ? c0 : c1) - sh;
+    x1 += sh; /* row j + 1's own entries have their columns in its own idx */
     long t = 0;
     for (; t < cm; t++) {
-        const float *r0 = b + x0[t] * ldb, *r1 = b + x1[t] * ldb;
-        __m512 g0 = _mm512_set1_ps(v0[t]), g1 = _mm512_set1_ps(v1[t]);
+        const float *r0 = b + x0[sh + t] * ldb, *r1 = b + x1[t] * ldb;
+        __m512 g0 = _mm512_set1_ps(v0[sh + t]), g1 = _mm512_set1_ps(v1[sh + t]);
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
             a0[v] = _mm512_fmadd_ps(g0, LOADB(r0, v), a0[v]);
@@ -98,8 +166,9 @@ INLINE void rows(const fx_cpu_sparse *s, long j, const int TWO, long i0, long kc
     }
 #undef LOADB
     /* the longer list's rest: one row, 8 chains */
-    rest(a0, b, ldb, x0, v0, t, c0, NV, EDGE, tail);
-    rest(a1, b, ldb, x1, v1, t, c1, NV, EDGE, tail);
+    rest(a0, b, ldb, x0 + sh, v0 + sh, t, c0 - sh, NV, EDGE, tail);
+    if (TWO)
+        rest(a1, b, ldb, x1, v1 + sh, t, c1 - sh, NV, EDGE, tail);
     if (!last) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {

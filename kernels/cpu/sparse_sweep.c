@@ -73,10 +73,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "sparse-sweep: %s\n", isa ? "this ISA has no sparse update" : why);
         return 2;
     }
-    const long ldb = fx_cpu_x_stride(n), ld = fx_cpu_sparse_ld(k), kb = fx_cpu_sparse_kblocks(k);
+    const long ldb = fx_cpu_x_stride(n), ld = fx_cpu_sparse_ld(k), sld = fx_cpu_sparse_sld(k);
     float *a = malloc((size_t)(m * k) * sizeof *a), *b = aligned_alloc(64, (size_t)(k * ldb) * sizeof *b);
     float *c = malloc((size_t)(m * n) * sizeof *c), *work = malloc((size_t)(m * n) * sizeof *work);
-    int32_t *idx = malloc((size_t)(m * ld) * sizeof *idx), *starts = malloc((size_t)(m * (kb + 1)) * sizeof *starts);
+    int32_t *idx = malloc((size_t)(m * ld) * sizeof *idx), *starts = malloc((size_t)(m * sld) * sizeof *starts);
     float *val = malloc((size_t)(m * ld) * sizeof *val), *part = malloc((size_t)(m * FX_SPARSE_NB) * sizeof *part);
     if (!a || !b || !c || !work || !idx || !starts || !val || !part) {
         fprintf(stderr, "sparse-sweep: out of memory\n");

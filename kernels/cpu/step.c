@@ -122,7 +122,7 @@ int fx_cpu_create(const fx_cpu_isa *isa, const fx_problem *p, const fx_tensors *
         size_t ld = (size_t)fx_cpu_sparse_ld(s.n);
         st->sp_idx = aligned_alloc(64, (H * ld * sizeof(int32_t) + 63) / 64 * 64);
         st->sp_val = alloc_floats(H * ld);
-        st->sp_starts = aligned_alloc(64, (H * (kb + 1) * sizeof(int32_t) + 63) / 64 * 64);
+        st->sp_starts = aligned_alloc(64, (H * (size_t)fx_cpu_sparse_sld(s.n) * sizeof(int32_t) + 63) / 64 * 64);
         st->sp_part = kb > 1 ? alloc_floats(H * FX_SPARSE_NB) : NULL;
     }
     if (!st->x || !st->xt || !st->yt || !st->w1t || !st->w2 || !st->hrt || !st->ght || !st->maskt ||
@@ -211,12 +211,12 @@ static int step(fx_cpu_state *st, int tid, int T, double *loss)
         err |= fx_cpu_gemm_one(isa, &update_w2); /* ... they are updated */
         int dense = 1;
         if (st->sp_idx && hs <= FX_SPARSE_MAX_ROWS) {
-            const long ld = fx_cpu_sparse_ld(N), kb = fx_cpu_sparse_kblocks(N);
+            const long ld = fx_cpu_sparse_ld(N), sld = fx_cpu_sparse_sld(N);
             fx_cpu_sparse sp = {
                 .m = hs, .n = D, .k = N, .a = st->ght + j0 * N, .lda = N, .b = st->x, .ldb = st->ldx,
                 .c = st->w1t + j0 * D, .ldc = D, .lr = st->lr, .ld = ld,
                 .idx = st->sp_idx + j0 * ld, .val = st->sp_val + j0 * ld,
-                .starts = st->sp_starts + j0 * (kb + 1),
+                .starts = st->sp_starts + j0 * sld,
                 .part = st->sp_part ? st->sp_part + j0 * FX_SPARSE_NB : NULL,
             };
             if ((double)isa->sparse_compact(&sp) <= FX_SPARSE_MAX_DENSITY * (double)(hs * N)) {
