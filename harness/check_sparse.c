@@ -1,17 +1,18 @@
 /* check_sparse.c — the cpu backend's sparse weight update (fx_cpu_sparse, kernels/cpu/cpu.h),
  * called directly on every ISA here that has one, against a double reference.
  *
- * The loop checks run it inside the step (the cpu backend takes it where x is at most 1 MiB
- * and ghᵀ at most 60% non-zero: cpu.h), where the operands have no gaps: here each operand has
- * one. A's rows run on past k into columns holding non-zeros and a NaN, B has NaN rows past k,
+ * The loop checks run it inside the step (the cpu backend takes it where a thread has at most
+ * 128 hidden units and ghᵀ's slice is at most 60% non-zero: cpu.h), where the operands have no
+ * gaps: here each operand has one, and the lists start poisoned. A's rows run on past k into columns holding non-zeros and a NaN, B has NaN rows past k,
  * and C's gap columns hold a sentinel: reading A past k, listing a column ≥ k, reading a row of
  * B past k, or writing C past n with anything but its own value fails. (B's NaN columns past n
  * reach only lanes that are never stored: a tail load of B without its mask passes here.)
  * Shapes cross every edge of the kernel: one row and odd rows (the pairs' last row alone), n
  * within one vector, at a block's edge and past it (FX_SPARSE_NB = 128), k under 16, between,
- * at and past FX_SPARSE_KB = 64 (partial sums), densities 0 (C untouched), 0.5 and 1, and a NaN
- * in A's last row (the odd row where m is odd), which must reach that row of C as the dense
- * product takes it. */
+ * at and past FX_SPARSE_KB = 64 (partial sums), densities 0 (C untouched), 0.5 (rows of a pair
+ * sharing some columns), 1 (sharing all) and rows alternating (sharing none), and a NaN in A's
+ * first and last rows (the first of a pair; the odd row where m is odd), which must reach those
+ * rows of C as the dense product takes it. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,7 +25,10 @@ static const long shapes[][3] = {
     {1, 1, 1},    {1, 16, 16},  {2, 17, 15},   {3, 127, 63},  {5, 128, 64},   {7, 129, 65},
     {12, 200, 37}, {9, 257, 130}, {4, 33, 600}, {61, 203, 37}, {100, 1000, 64},
 };
-static const double densities[] = {0.0, 0.5, 1.0};
+/* ALTERNATE: row i non-zero exactly where row i ± 1 is zero (the pairs share no column, and
+ * neither row's list is empty) */
+#define ALTERNATE (-1.0)
+static const double densities[] = {0.0, 0.5, 1.0, ALTERNATE};
 
 /* One case; 0 when right, else -1 with why filled. */
 static int sparse_case(const fx_cpu_isa *isa, long m, long n, long k, double density, int with_nan,
@@ -47,17 +51,22 @@ static int sparse_case(const fx_cpu_isa *isa, long m, long n, long k, double den
     for (long i = 0; i < m; i++)
         for (long p = 0; p < lda; p++) {
             float v = (float)fx_rng_normal(&r);
-            int keep = p >= k || fx_rng_uniform(&r) < density;
+            int keep = p >= k || (density == ALTERNATE ? (p + i) % 2 == 0 : fx_rng_uniform(&r) < density);
             a[i * lda + p] = keep ? (p == k + 1 ? NAN : v) : 0.0f; /* past k: non-zeros and a NaN */
             nnz_want += keep && p < k;
         }
-    long nan_row = -1;
-    if (with_nan) { /* a NaN in A's last row: that row of C must turn NaN in every column */
-        long p = fx_rng_next(&r) % (uint64_t)k;
-        if (a[(m - 1) * lda + p] == 0.0f)
-            nnz_want++;
-        a[(m - 1) * lda + p] = NAN;
-        nan_row = m - 1;
+    /* a NaN in A's first and last rows (the first of a pair and, where m is odd, the odd row):
+     * those rows of C must turn NaN in every column */
+    long nan_row0 = -1, nan_row1 = -1;
+    if (with_nan) {
+        nan_row0 = 0;
+        nan_row1 = m - 1;
+        for (long i = 0; i < m; i += m - 1 > 0 ? m - 1 : 1) {
+            long p = fx_rng_next(&r) % (uint64_t)k;
+            if (a[i * lda + p] == 0.0f)
+                nnz_want++;
+            a[i * lda + p] = NAN;
+        }
     }
     for (long p = 0; p < k + 16; p++)
         for (long j = 0; j < ldb; j++)
@@ -67,6 +76,15 @@ static int sparse_case(const fx_cpu_isa *isa, long m, long n, long k, double den
     const float lr = 0.5f;
     fx_cpu_sparse s = {.m = m, .n = n, .k = k, .a = a, .lda = lda, .b = b, .ldb = ldb, .c = c, .ldc = ldc,
                        .lr = lr, .ld = ld, .idx = idx, .val = val, .starts = starts, .part = part};
+    /* lists poisoned: an entry read that the compaction never wrote (row j + 1's slots of the
+     * columns its pair shares, the odd row's shared counts) takes a column far out of B (a crash)
+     * or a NaN value, not a leftover that happens to be right */
+    for (long i = 0; i < m * ld; i++) {
+        idx[i] = 0x3fffffff;
+        val[i] = NAN;
+    }
+    for (long i = 0; i < m * sld; i++)
+        starts[i] = -1;
     long nnz = isa->sparse_compact(&s);
     if (nnz != nnz_want) {
         snprintf(why, why_len, "%ld non-zeros listed, A has %ld", nnz, nnz_want);
@@ -83,7 +101,7 @@ static int sparse_case(const fx_cpu_isa *isa, long m, long n, long k, double den
                 }
                 continue;
             }
-            if (i == nan_row) {
+            if (i == nan_row0 || i == nan_row1) {
                 if (!isnan(got)) {
                     snprintf(why, why_len, "C[%ld,%ld] = %g: A's NaN in row %ld lost", i, j, got, i);
                     goto done;
@@ -135,8 +153,13 @@ void fx_check_sparse(fx_check *c)
                     const long *sh = shapes[i];
                     if (sparse_case(isa, sh[0], sh[1], sh[2], densities[d], with_nan, 1000 + i * 7 + d * 2 + (size_t)with_nan,
                                     &worst, why, sizeof why)) {
-                        fx_report(c, FX_FAIL, name, "%ldx%ldx%ld, density %.1f%s: %s", sh[0], sh[1], sh[2],
-                                  densities[d], with_nan ? ", a NaN in A" : "", why);
+                        char dens[24];
+                        if (densities[d] == ALTERNATE)
+                            snprintf(dens, sizeof dens, "rows alternating");
+                        else
+                            snprintf(dens, sizeof dens, "density %.1f", densities[d]);
+                        fx_report(c, FX_FAIL, name, "%ldx%ldx%ld, %s%s: %s", sh[0], sh[1], sh[2], dens,
+                                  with_nan ? ", a NaN in A" : "", why);
                         bad = 1;
                     }
                     cases++;

@@ -78,7 +78,9 @@ typedef struct {
     long ldc;
     float lr;
     long ld;         /* row stride of idx and val: fx_cpu_sparse_ld(k) */
-    int32_t *idx;    /* [m × ld] the columns of A's non-zeros, row by row, k block by k block */
+    int32_t *idx;    /* [m × ld] the columns of A's non-zeros, row by row, k block by k block;
+                      * the second row of a pair leaves its slots of the shared columns unwritten
+                      * (they are read from the first row's) */
     float *val;      /* [m × ld] their values */
     int32_t *starts; /* [m × fx_cpu_sparse_sld(k)] see fx_cpu_sparse_sld */
     float *part;     /* [m × FX_SPARSE_NB] partial sums when k > FX_SPARSE_KB, else unused */

@@ -13,8 +13,8 @@
  *     broadcasts of A: tile_avx512.c's), 8×48 (3 + 8) and 6×64 (4 + 6);
  *   - the sparse update's pattern: a vector load for every FMA, or one for every two; and the
  *     load folded into the FMA, addressed as base + disp or as base + index·4 + disp.
- * Operands rotate through 16 KiB (L1). Each figure is the best of 5 runs; the percentage is of
- * the registers-only case of the same run. AVX-512 only; exit status 2 elsewhere. */
+ * Operands stay in L1. Each figure is the best of 5 runs, the cases interleaved; the percentage
+ * is of the registers-only case's best. AVX-512 only; exit status 2 elsewhere. */
 #include <stdio.h>
 #include <time.h>
 
@@ -25,9 +25,6 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* B advances 384 floats (1536 bytes, what the 24-load cases read) an iteration: fresh lines each
- * time, as the sparse update's rows of x are, all within 16 KiB of L1 */
-#define ADV 384
 static float bbuf[8192] __attribute__((aligned(64)));
 static float abuf[8192] __attribute__((aligned(64)));
 
@@ -92,35 +89,38 @@ static float abuf[8192] __attribute__((aligned(64)));
         "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",  \
         "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "memory"
 
-/* Accumulators from zero, and normal numbers where the registers-only cases read B and A (no
- * denormals: an assist would slow the FMAs for another reason). Nothing between this and the
- * timed loop touches a vector register: the loop is integer code around the assembly. */
+/* Each case is one assembly statement, its loop included, so that no vector register has to
+ * survive from one statement to the next: the accumulators start from zero and zmm24, 25, 28,
+ * 29 and 30 hold normal numbers where the registers-only cases read them (no denormals: an
+ * assist would slow the FMAs for another reason). Per iteration B's pointer (%0) moves 1536
+ * bytes, what the 24-load cases read, so that those loads meet fresh lines each time as the
+ * sparse update's rows of x do, wrapping within 16 KiB (the reads end within 17.5 KiB: L1 is
+ * 48 KiB); A's (%1) moves 64 bytes. %2 is a zero the compiler cannot see, for the indexed case. */
 #define INIT_ACC(i) "vxorps %%xmm" #i ", %%xmm" #i ", %%xmm" #i "\n\t"
-__attribute__((target("avx512f"), noinline)) static void init(void)
-{
-    static const float one = 1.0f, small = 1e-7f;
-    __asm__ volatile(INIT_ACC(0) INIT_ACC(1) INIT_ACC(2) INIT_ACC(3) INIT_ACC(4) INIT_ACC(5) INIT_ACC(6)
-                         INIT_ACC(7) INIT_ACC(8) INIT_ACC(9) INIT_ACC(10) INIT_ACC(11) INIT_ACC(12)
-                             INIT_ACC(13) INIT_ACC(14) INIT_ACC(15) INIT_ACC(16) INIT_ACC(17)
-                                 INIT_ACC(18) INIT_ACC(19) INIT_ACC(20) INIT_ACC(21) INIT_ACC(22)
-                                     INIT_ACC(23) "vbroadcastss %0, %%zmm24\n\t"
-                     "vbroadcastss %0, %%zmm25\n\tvbroadcastss %1, %%zmm30\n\t"
-                     "vbroadcastss %1, %%zmm28\n\tvbroadcastss %1, %%zmm29" ::"m"(one),
-                     "m"(small) : CLOBBERS);
-}
+#define INIT                                                                                       \
+    INIT_ACC(0) INIT_ACC(1) INIT_ACC(2) INIT_ACC(3) INIT_ACC(4) INIT_ACC(5) INIT_ACC(6) INIT_ACC(7) \
+    INIT_ACC(8) INIT_ACC(9) INIT_ACC(10) INIT_ACC(11) INIT_ACC(12) INIT_ACC(13) INIT_ACC(14)       \
+    INIT_ACC(15) INIT_ACC(16) INIT_ACC(17) INIT_ACC(18) INIT_ACC(19) INIT_ACC(20) INIT_ACC(21)     \
+    INIT_ACC(22) INIT_ACC(23) "vbroadcastss %8, %%zmm24\n\tvbroadcastss %8, %%zmm25\n\t"          \
+    "vbroadcastss %9, %%zmm30\n\tvbroadcastss %9, %%zmm28\n\tvbroadcastss %9, %%zmm29\n\t"
+#define LOOP_END                                                                                   \
+    "add $1536, %4\n\tand $16383, %4\n\tadd $64, %5\n\tand $16383, %5\n\tdec %3\n\tjnz 1b\n\t"
 
 #define CASE(name, body)                                                                           \
     __attribute__((target("avx512f"), noinline)) static double name(long iters)                   \
     {                                                                                              \
-        init();                                                                                    \
-        long zero = 0;                                                                             \
-        __asm__ volatile("" : "+r"(zero)); /* an index register the compiler cannot fold away */   \
+        static const float one = 1.0f, small = 1e-7f;                                              \
+        const float *p, *q;                                                                        \
+        long zero = 0, n = iters, ob = 0, oa = 0;                                                  \
         double t0 = now();                                                                         \
-        for (long it = 0; it < iters; it++) {                                                      \
-            const float *b = bbuf + ((it * ADV) & 4095), *a = abuf + ((it * 16) & 4095);            \
-            __asm__ volatile(body ::"r"(b), "r"(a), "r"(zero) : CLOBBERS);                                    \
-        }                                                                                          \
-        return (double)iters * 24 * 32 / (now() - t0) * 1e-9;                                      \
+        __asm__ volatile(INIT "1:\n\tlea (%6,%4), %0\n\tlea (%7,%5), %1\n\t" body LOOP_END          \
+                         : "=&r"(p), "=&r"(q), "+r"(zero), "+r"(n), "+r"(ob), "+r"(oa)             \
+                         : "r"(bbuf), "r"(abuf), "m"(one), "m"(small)                              \
+                         : CLOBBERS, "cc");                                                        \
+        double t = now() - t0;                                                                     \
+        (void)p;                                                                                   \
+        (void)q;                                                                                   \
+        return (double)iters * 24 * 32 / t * 1e-9;                                                 \
     }
 
 /* registers only: zmm24, 25 and 30 hold constants */

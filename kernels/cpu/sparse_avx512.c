@@ -12,8 +12,8 @@
  * for the same row of B (at the tutorial's density, about a fifth of the pair's columns: half of
  * its FMAs), each vector of that row is loaded once for both FMAs; elsewhere each FMA loads its
  * own vector, as its memory operand. On the Xeon core of the dev box a vector load costs FMA
- * throughput even when nothing waits for it (`make load-cost`: one load per FMA 64–67% of the
- * FMA peak, one per two FMAs 78–88%), so the shared entries are the cheap ones (NOTES.md,
+ * throughput even when nothing waits for it (`make load-cost`: one load per FMA 63–67% of the
+ * FMA peak, one per two FMAs 78–82%), so the shared entries are the cheap ones (NOTES.md,
  * entry 32). B is read in blocks of FX_SPARSE_KB rows × FX_SPARSE_NB columns (64 × 128 floats =
  * 32 KiB) that stay in L1 while every row of C passes. */
 #include <immintrin.h>
