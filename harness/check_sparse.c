@@ -3,9 +3,10 @@
  *
  * The loop checks run it inside the step (the cpu backend takes it where a thread has at most
  * 128 hidden units and ghᵀ's slice is at most 60% non-zero: cpu.h), where the operands have no
- * gaps: here each operand has one, and the lists start poisoned. A's rows run on past k into columns holding non-zeros and a NaN, B has NaN rows past k,
- * and C's gap columns hold a sentinel: reading A past k, listing a column ≥ k, reading a row of
- * B past k, or writing C past n with anything but its own value fails. (B's NaN columns past n
+ * gaps: here each operand has one, and the lists start poisoned. A's rows run on past k into
+ * columns holding non-zeros and a NaN, B has NaN rows past k, and C's gap columns hold a
+ * sentinel: reading A past k, listing a column ≥ k, reading a row of B past k, or writing C past
+ * n with anything but its own value fails. (B's NaN columns past n
  * reach only lanes that are never stored: a tail load of B without its mask passes here.)
  * Shapes cross every edge of the kernel: one row and odd rows (the pairs' last row alone), n
  * within one vector, at a block's edge and past it (FX_SPARSE_NB = 128), k under 16, between,

@@ -25,8 +25,8 @@ _Static_assert(FX_SPARSE_NB % VL == 0 && NVMAX >= 1 && NVMAX <= 8, "FX_SPARSE_NB
 _Static_assert(FX_SPARSE_KB % VL == 0, "FX_SPARSE_KB: whole vectors (the compaction marks block starts per vector)");
 #define INLINE static inline __attribute__((always_inline))
 
-/* The lanes of vector kk of rows r0 (and r1) that are non-zero: unordered, so a NaN is a
- * non-zero and reaches C as the dense product would take it. */
+/* The lanes of vector kk of a row of A that are non-zero (the vector itself in *v): unordered,
+ * so a NaN is a non-zero and reaches C as the dense product would take it. */
 INLINE __mmask16 nonzero(const float *row, long kk, long k, __m512 *v)
 {
     __mmask16 lm = k - kk >= VL ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - kk)) - 1);
@@ -151,13 +151,15 @@ INLINE void rows(const fx_cpu_sparse *s, long j, const int TWO, long i0, long kc
             a1[v] = _mm512_fmadd_ps(g1, x, a1[v]);
         }
     }
-    /* each row's own entries, the two lists interleaved while both last */
-    const long cm = (c0 < c1 ? c0 : c1) - sh;
-    x1 += sh; /* row j + 1's own entries have their columns in its own idx */
+    /* each row's own entries (after the shared ones in both lists), the two interleaved while
+     * both last */
+    const int32_t *o0 = x0 + sh, *o1 = x1 + sh;
+    const float *w0 = v0 + sh, *w1 = v1 + sh;
+    const long n0 = c0 - sh, n1 = c1 - sh, cm = n0 < n1 ? n0 : n1;
     long t = 0;
     for (; t < cm; t++) {
-        const float *r0 = b + x0[sh + t] * ldb, *r1 = b + x1[t] * ldb;
-        __m512 g0 = _mm512_set1_ps(v0[sh + t]), g1 = _mm512_set1_ps(v1[sh + t]);
+        const float *r0 = b + o0[t] * ldb, *r1 = b + o1[t] * ldb;
+        __m512 g0 = _mm512_set1_ps(w0[t]), g1 = _mm512_set1_ps(w1[t]);
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
             a0[v] = _mm512_fmadd_ps(g0, LOADB(r0, v), a0[v]);
@@ -166,9 +168,9 @@ INLINE void rows(const fx_cpu_sparse *s, long j, const int TWO, long i0, long kc
     }
 #undef LOADB
     /* the longer list's rest: one row, 8 chains */
-    rest(a0, b, ldb, x0 + sh, v0 + sh, t, c0 - sh, NV, EDGE, tail);
+    rest(a0, b, ldb, o0, w0, t, n0, NV, EDGE, tail);
     if (TWO)
-        rest(a1, b, ldb, x1, v1 + sh, t, c1 - sh, NV, EDGE, tail);
+        rest(a1, b, ldb, o1, w1, t, n1, NV, EDGE, tail);
     if (!last) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
