@@ -70,7 +70,7 @@ static const char *const quick_kernels[] = {"64x1000x100x10"};
 
 static const char usage[] =
     "usage: fiftyx bench [--suite step|gemm|kernels|all] [--backend B,...] [--size LIST] [--threads T]\n"
-    "                    [--out FILE] [--budget SECONDS] [--quick]\n"
+    "                    [--out FILE] [--budget SECONDS] [--rounds R] [--quick]\n"
     "  Times the training step (suite step), GEMM (suite gemm) and the step's kernels one at a time\n"
     "  (suite kernels) of every backend across sizes, validates each result, and prints a table and\n"
     "  the verdict on the GPU's \"50x\".\n"
@@ -86,6 +86,9 @@ static const char usage[] =
     "  --threads  CPU thread count (default: 1 and all cores)\n"
     "  --out      results file (default results/<host>-<cpu>-<cores>c[-<gpu>]-<UTC time>.json), written atomically\n"
     "  --budget   seconds per case (default 30); a case predicted to exceed it is skipped\n"
+    "  --rounds   1 to 20 (default 1): each size's cases (every backend and thread count) timed in turn R\n"
+    "             times, each round with 1/R of the time; a row reports the median of its rounds'\n"
+    "             medians, so that a machine whose speed drifts over minutes slows every row alike\n"
     "  --quick    a smoke sweep: two step sizes, three GEMMs, the tutorial's kernels, short timings\n";
 
 /* ---- sizes ---------------------------------------------------------------------------- */
@@ -910,68 +913,157 @@ static const char *row_unsupported(const fx_bench_row *r)
     return r->b->gemm_bench ? NULL : "no GEMM of its own";
 }
 
-static void run_all(bench_ctx *bc)
+/* The rows whose times are compared with each other (one suite and size: every backend, thread
+ * count and kernel of it) form a group; --rounds times a group's rows in turn. */
+static int same_group(const fx_bench_row *a, const fx_bench_row *b)
+{
+    return a->suite == b->suite && !strcmp(a->size, b->size);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* r->t from the rounds r ran: the median of their medians (a round timed in a slow minute moves
+ * it no more than one sample would), the extremes of all, the repetitions and time of all. */
+static void merge_rounds(fx_bench_row *r)
+{
+    double med[FX_MAX_ROUNDS], cpu[FX_MAX_ROUNDS];
+    fx_timing m = r->round_t[0];
+    for (int k = 0; k < r->rounds; k++) {
+        const fx_timing *t = &r->round_t[k];
+        med[k] = t->median;
+        cpu[k] = t->cpu_median;
+        m.min = fmin(m.min, t->min);
+        m.max = fmax(m.max, t->max);
+        if (k) {
+            m.reps += t->reps;
+            m.wall += t->wall;
+        }
+    }
+    m.median = median_of(med, r->rounds);
+    m.cpu_median = median_of(cpu, r->rounds);
+    r->t = m;
+}
+
+/* Row i, once (round `round` of run->rounds): predicted over budget, unsupported or run, timed and
+ * validated. Returns 0 when the row may run again in the next round (it ran, and its results were
+ * right or are left to the vote of fx_bench_validate_by_agreement), -1 when it is done. */
+static int run_row(bench_ctx *bc, int i, int round, double start, int done)
 {
     fx_bench_run *run = bc->run;
-    double start = fx_wall_seconds();
-    for (int i = 0; i < run->nrows; i++) {
-        if (i > 0)
-            checkpoint(bc, i);
-        fx_bench_row *r = &run->rows[i];
-        double elapsed = fx_wall_seconds() - start;
-        double left = i ? elapsed / i * (run->nrows - i) : 0;
-        fprintf(stderr, "[%3d/%d] %s %-16s %-20s %s%-3d%s%s%s  (elapsed %.0f s, ~%.0f s left)\n", i + 1,
-                run->nrows, row_kind(r), r->b->name, r->size, r->b->device == FX_GPU ? "gpu " : "thr ",
-                r->threads, r->sync_every_step ? " sync" : "", r->kernel ? " " : "", r->kernel ? r->kernel : "",
-                elapsed, left);
-        if (r->threads > 0) {
-            char binding[160];
-            fx_setup_threads(r->threads, binding, sizeof binding);
-        }
+    fx_bench_row *r = &run->rows[i];
+    double elapsed = fx_wall_seconds() - start;
+    double left = done ? elapsed / done * (run->nrows - done) : 0;
+    char rnd[32] = "";
+    if (run->rounds > 1)
+        snprintf(rnd, sizeof rnd, " round %d/%d", round + 1, run->rounds);
+    fprintf(stderr, "[%3d/%d] %s %-16s %-20s %s%-3d%s%s%s%s  (elapsed %.0f s, ~%.0f s left)\n", i + 1, run->nrows,
+            row_kind(r), r->b->name, r->size, r->b->device == FX_GPU ? "gpu " : "thr ", r->threads,
+            r->sync_every_step ? " sync" : "", r->kernel ? " " : "", r->kernel ? r->kernel : "", rnd, elapsed, left);
+    if (r->threads > 0) {
+        char binding[160];
+        fx_setup_threads(r->threads, binding, sizeof binding);
+    }
+    if (round == 0) {
         const char *why = row_unsupported(r);
         if (why) {
             r->status = FX_ROW_SKIPPED;
             snprintf(r->note, sizeof r->note, "unsupported: %s", why);
-            continue;
+            return -1;
         }
         fx_bench_set_peak(run, r); /* after: an elementwise row's bound is measured for it */
         double rate = known_rate(run, i, r);
         if (rate <= 0 && r->flops > 1e9)
             rate = probe_rate(bc, r);
         if (rate > 0) {
+            /* every round: a warm-up and at least its share of the repetitions */
             double est = r->flops / (rate * 1e9);
             int reps = est > FX_LONG_ITERATION ? FX_MIN_REPS_LONG : bc->policy.min_reps;
-            double need = est * (1 + reps);
+            int per_round = (reps + run->rounds - 1) / run->rounds;
+            double need = est * run->rounds * (1 + per_round);
             if (need > run->budget) {
                 r->status = FX_ROW_SKIPPED;
                 snprintf(r->note, sizeof r->note,
-                         "skipped: ~%.1f s per iteration at %.1f GFLOP/s, %d runs exceed the %.0f s budget",
-                         est, rate, 1 + reps, run->budget);
+                         "skipped: ~%.1f s per iteration at %.1f GFLOP/s, %d runs exceed the %.0f s budget", est,
+                         rate, run->rounds * (1 + per_round), run->budget);
                 fprintf(stderr, "        %s\n", r->note);
-                continue;
+                return -1;
             }
         }
-        bc->policy.budget = run->budget;
-        if (r->suite == FX_SUITE_STEP)
-            run_step_row(bc, r);
-        else if (r->suite == FX_SUITE_GEMM)
-            run_gemm_row(bc, r);
-        else
-            run_kernel_row(bc, r);
-        if (r->b->describe)
-            snprintf(r->config, sizeof r->config, "%s", r->b->describe());
-        if (r->status == FX_ROW_RAN) {
-            r->gflops = r->flops / r->t.median * 1e-9;
-            r->gbs = r->bytes / r->t.median * 1e-9;
-            char med[32];
-            fmt_time(r->t.median, med, sizeof med);
-            fprintf(stderr, "        %s per %s, %.1f GFLOP/s, %s\n", med,
-                    r->suite == FX_SUITE_STEP ? "step" : r->suite == FX_SUITE_GEMM ? "GEMM" : "call", r->gflops,
-                    r->validation);
-        } else {
-            fprintf(stderr, "        %s\n", r->note);
-        }
     }
+    /* one round's share of the case's time, repetitions and budget */
+    fx_timing_policy whole = bc->policy;
+    bc->policy.min_time = whole.min_time / run->rounds;
+    bc->policy.min_reps = (whole.min_reps + run->rounds - 1) / run->rounds;
+    bc->policy.budget = run->budget / run->rounds;
+    if (r->suite == FX_SUITE_STEP)
+        run_step_row(bc, r);
+    else if (r->suite == FX_SUITE_GEMM)
+        run_gemm_row(bc, r);
+    else
+        run_kernel_row(bc, r);
+    bc->policy = whole;
+    if (r->b->describe)
+        snprintf(r->config, sizeof r->config, "%s", r->b->describe());
+    int again = r->status == FX_ROW_RAN && (r->validated || !strcmp(r->validation, "pending agreement"));
+    if (again) { /* a round that failed or was wrong stays as it ran: the row shows that round */
+        r->round_t[r->rounds++] = r->t;
+        merge_rounds(r);
+    }
+    if (r->status == FX_ROW_RAN) {
+        r->gflops = r->flops / r->t.median * 1e-9;
+        r->gbs = r->bytes / r->t.median * 1e-9;
+        const char *per = r->suite == FX_SUITE_STEP ? "step" : r->suite == FX_SUITE_GEMM ? "GEMM" : "call";
+        char med[32], this[32];
+        fmt_time(r->t.median, med, sizeof med);
+        if (run->rounds > 1 && again) {
+            fmt_time(r->round_t[r->rounds - 1].median, this, sizeof this);
+            fprintf(stderr, "        %s per %s this round (%s over %d round%s), %s\n", this, per, med, r->rounds,
+                    r->rounds == 1 ? "" : "s", r->validation);
+        } else {
+            fprintf(stderr, "        %s per %s, %.1f GFLOP/s, %s\n", med, per, r->gflops, r->validation);
+        }
+    } else {
+        fprintf(stderr, "        %s\n", r->note);
+    }
+    return again ? 0 : -1;
+}
+
+/* Every row, group by group; with --rounds R each group's rows are timed in turn R times, each
+ * round starting one row further on, so that a drift of the machine over the group's minutes
+ * reaches all of its rows alike rather than the ones timed last. */
+static void run_all(bench_ctx *bc)
+{
+    fx_bench_run *run = bc->run;
+    double start = fx_wall_seconds();
+    int *live = malloc((size_t)run->nrows * sizeof *live);
+    if (!live)
+        fx_die(1, "out of memory");
+    for (int g0 = 0, g1; g0 < run->nrows; g0 = g1) {
+        for (g1 = g0 + 1; g1 < run->nrows && same_group(&run->rows[g0], &run->rows[g1]); g1++)
+            ;
+        if (g0 > 0)
+            checkpoint(bc, g0);
+        int n = g1 - g0, done = g0 * run->rounds;
+        for (int i = g0; i < g1; i++)
+            live[i] = 1;
+        for (int round = 0; round < run->rounds; round++)
+            for (int k = 0; k < n; k++, done++) {
+                int i = g0 + (k + round) % n;
+                if (live[i])
+                    live[i] = run_row(bc, i, round, start, done / run->rounds) == 0;
+            }
+    }
+    free(live);
     fx_bench_validate_by_agreement(run);
 }
 
@@ -1337,7 +1429,7 @@ static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const 
 int fx_cmd_bench(int argc, char **argv)
 {
     const char *suite = "all", *backends = NULL, *sizes = NULL, *out = NULL, *v;
-    long threads = 0;
+    long threads = 0, rounds = 1;
     double budget = 30;
     int quick = 0;
     for (int i = 2; i < argc; i++) {
@@ -1362,6 +1454,9 @@ int fx_cmd_bench(int argc, char **argv)
         } else if ((v = fx_opt(argc, argv, &i, "--budget"))) {
             if (fx_parse_double(v, &budget) || budget <= 0)
                 fx_bad_input("--budget '%s': expected a positive number of seconds", v);
+        } else if ((v = fx_opt(argc, argv, &i, "--rounds"))) {
+            if (fx_parse_long(v, 1, FX_MAX_ROUNDS, &rounds))
+                fx_bad_input("--rounds '%s': expected an integer from 1 to %d", v, FX_MAX_ROUNDS);
         } else if (fx_flag(argv, i, "--quick")) {
             quick = 1;
         } else {
@@ -1483,6 +1578,7 @@ int fx_cmd_bench(int argc, char **argv)
     run.argv = argv;
     run.quick = quick;
     run.budget = budget;
+    run.rounds = (int)rounds;
     int tlist[2] = {1, run.threads_all}, nt = run.threads_all > 1 ? 2 : 1;
     if (threads) {
         tlist[0] = (int)threads;

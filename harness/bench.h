@@ -8,6 +8,7 @@
 #include "topo.h"
 
 typedef enum { FX_SUITE_STEP, FX_SUITE_GEMM, FX_SUITE_KERNELS } fx_suite;
+#define FX_MAX_ROUNDS 20 /* bench --rounds */
 typedef enum { FX_ROW_PENDING, FX_ROW_RAN, FX_ROW_SKIPPED, FX_ROW_FAILED } fx_row_status;
 
 typedef struct {
@@ -42,6 +43,11 @@ typedef struct {
     int have_loss;
     double loss[2];
     double after_timing; /* step rows: fx_bench_check_next_step's error over tolerance; NaN: not checked */
+    /* bench --rounds: the rounds this row ran and validated, each timed on its own (round_t);
+     * t is their merge (median of the rounds' medians, min of the mins, max of the maxes, sums of
+     * the repetitions and wall times). 0: t was filled another way (check's synthetic rows). */
+    int rounds;
+    fx_timing round_t[FX_MAX_ROUNDS];
 } fx_bench_row;
 
 /* One comparison of the verdict: the best GPU time against a CPU time at one size. */
@@ -59,6 +65,7 @@ typedef struct {
     int quick;
     int backends_named; /* --backend given */
     double budget;
+    int rounds; /* --rounds: each group of rows (one suite, size and kernel) timed in turn this often */
     int threads_all;
     char binding[160];
     fx_topo topo;

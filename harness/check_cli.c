@@ -868,6 +868,94 @@ static void check_bench_after_timing(fx_check *c, const char *dir)
     unlink(out);
 }
 
+/* bench --rounds 3: each row ran three rounds, real_time is the median of round_times (the middle
+ * of three: exactly one of them), the rounds rotate (row 1 then 2; 2 then 1; 1 then 2), and the
+ * context records the setting. */
+static void check_bench_rounds(fx_check *c, const char *dir)
+{
+    const char *name = "cli/bench_rounds";
+    char out[4200];
+    snprintf(out, sizeof out, "%s/rounds.json", dir);
+    const char *args[] = {"bench", "--suite", "step", "--backend", "naive,reference", "--size", "9x33x7x2",
+                          "--threads", "1", "--quick", "--rounds", "3", "--out", out, NULL};
+    run_result r;
+    if (run_self(args, &r) || r.status != 0) {
+        fx_report(c, FX_FAIL, name, "exit %d: %.200s", r.status, r.err);
+        return;
+    }
+    /* the order the rows ran in, from the progress lines "[  i/2] ..." */
+    char order[16] = "";
+    size_t no = 0;
+    for (const char *p = r.err; (p = strstr(p, "/2] step ")) && no + 1 < sizeof order; p++)
+        order[no++] = p[-1];
+    order[no] = 0;
+    json_error_t je;
+    json_t *root = json_load_file(out, 0, &je), *rows = json_object_get(root, "benchmarks");
+    json_t *fx = json_object_get(json_object_get(root, "context"), "fiftyx");
+    const char *bad = rows ? NULL : "no benchmarks array";
+    size_t i, n = 0;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_t *rt = json_object_get(row, "round_times");
+        double t[3], real = json_number_value(json_object_get(row, "real_time"));
+        n++;
+        if (json_integer_value(json_object_get(row, "rounds")) != 3 || json_array_size(rt) != 3 ||
+            json_integer_value(json_object_get(row, "repetitions")) < 3) {
+            bad = "a row without 3 rounds (or with fewer repetitions than rounds)";
+            continue;
+        }
+        for (int k = 0; k < 3; k++)
+            t[k] = json_number_value(json_array_get(rt, (size_t)k));
+        double lo = fmin(t[0], fmin(t[1], t[2])), hi = fmax(t[0], fmax(t[1], t[2]));
+        double mid = t[0] + t[1] + t[2] - lo - hi;
+        if (!(lo > 0) || fabs(real - mid) > 1e-9 * mid)
+            bad = "real_time is not the median of round_times";
+    }
+    if (!bad && n != 2)
+        bad = "expected 2 rows";
+    if (!bad && json_integer_value(json_object_get(fx, "rounds")) != 3)
+        bad = "context.fiftyx.rounds is not 3";
+    if (!bad && strcmp(order, "122112"))
+        bad = "the rounds did not rotate";
+    if (bad)
+        fx_report(c, FX_FAIL, name, "%s (order run: %s)", bad, order);
+    else
+        fx_report(c, FX_PASS, name, "2 rows, run in the order %s", order);
+    json_decref(root);
+    unlink(out);
+}
+
+/* The rule that replaces OpenBLAS's fallback kernel (openblas_kernel.h), where OpenBLAS is built in. */
+extern const char *fx_openblas_kernel_for(const char *chosen, int avx2_fma, int avx512) __attribute__((weak));
+static void check_openblas_kernel_rule(fx_check *c)
+{
+    const char *name = "cli/openblas_kernel_rule";
+    if (!fx_openblas_kernel_for) {
+        fx_report(c, FX_SKIP, name, "built without OpenBLAS");
+        return;
+    }
+    static const struct {
+        const char *chosen;
+        int avx2_fma, avx512;
+        const char *want;
+    } cases[] = {
+        {"Prescott", 1, 1, "SkylakeX"}, {"prescott", 1, 0, "Haswell"}, {"Prescott", 0, 0, NULL},
+        {"Sandybridge", 1, 0, "Haswell"}, {"Nehalem", 1, 1, "SkylakeX"}, {"SkylakeX", 1, 1, NULL},
+        {"Cooperlake", 1, 1, NULL},     {"Haswell", 1, 1, NULL},        {"Zen", 1, 1, NULL},
+        {"Haswell", 1, 0, NULL},        {NULL, 1, 1, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *got = fx_openblas_kernel_for(cases[i].chosen, cases[i].avx2_fma, cases[i].avx512);
+        if (!got != !cases[i].want || (got && strcmp(got, cases[i].want))) {
+            fx_report(c, FX_FAIL, name, "OpenBLAS's %s on a CPU with%s AVX2+FMA and with%s AVX-512: %s, expected %s",
+                      cases[i].chosen ? cases[i].chosen : "(null)", cases[i].avx2_fma ? "" : "out",
+                      cases[i].avx512 ? "" : "out", got ? got : "(kept)", cases[i].want ? cases[i].want : "(kept)");
+            return;
+        }
+    }
+    fx_report(c, FX_PASS, name, "%zu cases", sizeof cases / sizeof *cases);
+}
+
 /* The verdict's GPU side has not met a GPU yet: drive it, the results file and the tools with
  * synthetic validated step rows (a made-up GPU backend beside CPU ones), and check every number,
  * sentence and crossover against what the rows imply. Sizes come out of ladder order on purpose. */
@@ -1350,6 +1438,9 @@ void fx_check_cli(fx_check *c)
         {"bench_gemm_none_to_time", {"bench", "--suite", "gemm", "--backend", "reference", "--quick", NULL}},
         {"bench_unwritable_out", {"bench", "--out", "/nonexistent/dir/r.json", NULL}},
         {"bench_bad_budget", {"bench", "--budget", "-1", NULL}},
+        {"bench_rounds_zero", {"bench", "--rounds", "0", NULL}},
+        {"bench_rounds_too_many", {"bench", "--rounds", "21", NULL}},
+        {"bench_rounds_not_integer", {"bench", "--rounds", "2.5", NULL}},
         {"bench_unknown_flag", {"bench", "--frobnicate", NULL}},
         {"lr_above_float", {"train", "--backend", "naive", "--size", "4x5x3x2", "--lr", "1e39", NULL}},
         {"lr_below_float", {"train", "--backend", "naive", "--size", "4x5x3x2", "--lr", "1e-50", NULL}},
@@ -1409,6 +1500,8 @@ void fx_check_cli(fx_check *c)
     check_relocated(c, dir);
     check_bench_cut_short(c, dir);
     check_bench_after_timing(c, dir);
+    check_bench_rounds(c, dir);
+    check_openblas_kernel_rule(c);
     check_default_name(c, dir);
     check_results_stem(c);
 

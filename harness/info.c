@@ -24,7 +24,7 @@ int fx_cmd_info(int argc, char **argv)
     fx_topo t;
     if (fx_topo_read(&t))
         fx_die(1, "hwloc could not read the topology");
-    printf("cpu        %s\n", t.cpu_model);
+    printf("cpu        %s (%s)\n", t.cpu_model, t.cpu_id);
     printf("topology   %d package(s), %d core(s), %d PU(s), %d NUMA node(s)\n", t.packages, t.cores,
            t.pus, t.numa_nodes);
     printf("caches     L1d %ld KiB, L2 %ld KiB x%d, L3 %ld KiB x%d\n", t.l1d_bytes / 1024,

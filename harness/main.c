@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "../kernels/baselines/openblas_kernel.h"
 #include "cli.h"
 #include "harness.h"
 #include "topo.h"
@@ -72,16 +73,24 @@ static const char usage[] =
 
 /* OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when it loads, before main; the dev box
  * sets them to force an AVX2 kernel. A fair baseline lets OpenBLAS choose for itself, so fiftyx
- * restarts itself once without them (FIFTYX_KEEP_OPENBLAS_ENV=1 keeps them, to study their effect). */
+ * restarts itself once without them (FIFTYX_KEEP_OPENBLAS_ENV=1 keeps them, to study their effect).
+ * The one OPENBLAS_CORETYPE kept is the one fiftyx set itself (openblas_kernel.h). */
 static void drop_openblas_env(char **argv)
 {
-    if (getenv("FIFTYX_KEEP_OPENBLAS_ENV") || (!getenv("OPENBLAS_CORETYPE") && !getenv("OPENBLAS_L2_SIZE")))
+    const char *ours = getenv(FX_OPENBLAS_SET), *ct = getenv("OPENBLAS_CORETYPE");
+    if (getenv("FIFTYX_KEEP_OPENBLAS_ENV") || (!ct && !getenv("OPENBLAS_L2_SIZE")) ||
+        (ours && ct && !strcmp(ours, ct) && !getenv("OPENBLAS_L2_SIZE")))
         return;
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv("OPENBLAS_L2_SIZE");
+    unsetenv(FX_OPENBLAS_SET);
+    unsetenv(FX_OPENBLAS_CHOSE);
     execv("/proc/self/exe", argv);
     /* if re-exec fails, carry on: the results record the kernel OpenBLAS chose */
 }
+
+/* openblas.c's, where the openblas backend is built in (a weak reference: NULL where not) */
+extern void fx_openblas_fix_kernel(char **argv) __attribute__((weak));
 
 int fx_source_dir_ok(void) { return is_source_dir(fx_source_dir()); }
 
@@ -99,6 +108,8 @@ static int finish(int rc)
 int main(int argc, char **argv)
 {
     drop_openblas_env(argv);
+    if (fx_openblas_fix_kernel)
+        fx_openblas_fix_kernel(argv);
     const char *src = getenv("FIFTYX_SOURCE_DIR");
     if (src && *src && !is_source_dir(src))
         fx_bad_input("FIFTYX_SOURCE_DIR=%s: no reference/data/tutorial/x.npy there (it names the fiftyx source tree)", src);

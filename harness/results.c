@@ -194,6 +194,8 @@ static json_t *context(const fx_bench_run *run)
         json_object_set_new(fiftyx, "gpu_absent", json_string(run->gpu_note));
     /* bench rewrites the file after every case: a run cut short (a time limit, a crash) leaves the
      * cases done so far, marked incomplete */
+    json_object_set_new(fiftyx, "cpu_id", json_string(run->topo.cpu_id));
+    json_object_set_new(fiftyx, "rounds", json_integer(run->rounds > 1 ? run->rounds : 1));
     json_object_set_new(fiftyx, "complete", json_boolean(run->rows_done >= run->nrows));
     json_object_set_new(fiftyx, "cases_done", json_integer(run->rows_done));
     json_object_set_new(fiftyx, "cases_total", json_integer(run->nrows));
@@ -260,6 +262,14 @@ static json_t *benchmarks(const fx_bench_run *run)
                          r->validated, "validation", r->validation, "max_rel_err", number_or_null(r->max_rel_err),
                          "iterations_per_repetition", (json_int_t)r->t.iters_per_rep, "case_wall_s", r->t.wall));
         json_object_set_new(o, "config", json_string(r->config));
+        /* bench --rounds: each round's median, in the order they ran (real_time is their median) */
+        json_t *rt = json_array();
+        for (int k = 0; k < r->rounds; k++)
+            json_array_append_new(rt, json_real(r->round_t[k].median * us));
+        if (!r->rounds)
+            json_array_append_new(rt, json_real(r->t.median * us));
+        json_object_set_new(o, "rounds", json_integer(json_array_size(rt)));
+        json_object_set_new(o, "round_times", rt);
         if (r->suite == FX_SUITE_STEP) {
             json_object_set_new(o, "lr", json_real(r->lr));
             json_object_set_new(o, "sync_every_step", json_boolean(r->sync_every_step));

@@ -107,6 +107,12 @@ int fx_topo_read(fx_topo *t)
     hwloc_obj_t pkg = hwloc_get_obj_by_type(h, HWLOC_OBJ_PACKAGE, 0);
     const char *model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
     snprintf(t->cpu_model, sizeof t->cpu_model, "%s", model ? model : "unknown");
+    const char *vendor = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUVendor") : NULL,
+               *fam = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUFamilyNumber") : NULL,
+               *num = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModelNumber") : NULL,
+               *step = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUStepping") : NULL;
+    snprintf(t->cpu_id, sizeof t->cpu_id, "%s family %s model %s stepping %s", vendor ? vendor : "unknown",
+             fam ? fam : "?", num ? num : "?", step ? step : "?");
     /* the nominal clock where cpufreq gives it (intel_pstate: base_frequency); its maximum (turbo
      * included, under intel_pstate and amd-pstate) otherwise; else /proc/cpuinfo */
     static const struct {

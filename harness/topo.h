@@ -8,6 +8,8 @@ typedef struct {
     long l1d_bytes, l2_bytes, l3_bytes; /* per instance, of the first core */
     int l2_instances, l3_instances;
     char cpu_model[128];
+    char cpu_id[64]; /* "<vendor> family F model M stepping S" (hwloc's CPUVendor, CPUFamilyNumber, ...):
+                      * VMs often name every CPU "Intel(R) Xeon(R) Processor" */
     char isa[64];   /* "avx512f avx512bw ... avx2 fma" as supported here */
     char best_isa[16]; /* avx512 | avx2 | generic */
     double mhz;     /* the CPU's clock in MHz (0 if unknown), from mhz_source */

@@ -2,11 +2,16 @@
  * baseline. Five cblas_sgemm calls and plain loops for ReLU, loss + gradient and the mask;
  * the weight updates ride on sgemm's alpha and beta (w −= lr·xᵀ·gh is alpha = −lr, beta = 1),
  * as a BLAS user who knows the interface would write them. OpenBLAS picks its own kernel
- * (fiftyx re-executes itself without OPENBLAS_CORETYPE) and runs fx_threads() threads. */
+ * (fiftyx re-executes itself without OPENBLAS_CORETYPE), unless it fell back to one without AVX2
+ * on a CPU it does not know (fx_openblas_fix_kernel), and runs fx_threads() threads. */
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include "../fiftyx.h"
+#include "openblas_kernel.h"
 
 #define ROW CblasRowMajor
 #define N_ CblasNoTrans
@@ -204,9 +209,50 @@ static int ob_gb_run(void *h, long iters, double *seconds, fx_err *e)
 
 static const fx_gemm_bench ob_gemm_bench_ops = {ob_gb_create, ob_gb_run, fx_host_gemm_result, fx_host_gemm_destroy};
 
+/* ---- the kernel OpenBLAS runs ---------------------------------------------------------- */
+
+/* OpenBLAS's kernels without AVX2 (its x86 targets of older cores): where DYNAMIC_ARCH does not
+ * recognise a CPU it falls back to Prescott, whatever the CPU can do. */
+static const char *const no_avx2[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Sandybridge",
+                                      "Katmai", "Coppermine", "Northwood", "Banias", "Opteron", "Opteron_SSE3",
+                                      "Barcelona", "Bobcat", "Bulldozer", "Piledriver", "Steamroller", "Nano",
+                                      "Unknown"};
+
+const char *fx_openblas_kernel_for(const char *chosen, int avx2_fma, int avx512)
+{
+    if (!chosen || !avx2_fma)
+        return NULL;
+    for (size_t i = 0; i < sizeof no_avx2 / sizeof *no_avx2; i++)
+        if (!strcasecmp(chosen, no_avx2[i]))
+            return avx512 ? "SkylakeX" : "Haswell";
+    return NULL;
+}
+
+void fx_openblas_fix_kernel(char **argv)
+{
+    if (getenv("FIFTYX_KEEP_OPENBLAS_ENV") || getenv(FX_OPENBLAS_SET))
+        return; /* the user's choice, or fiftyx's own already made */
+    __builtin_cpu_init();
+    int avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512cd");
+    const char *chosen = openblas_get_corename(), *fix = fx_openblas_kernel_for(chosen, avx2_fma, avx512);
+    if (!fix)
+        return;
+    setenv(FX_OPENBLAS_CHOSE, chosen, 1);
+    setenv(FX_OPENBLAS_SET, fix, 1);
+    setenv("OPENBLAS_CORETYPE", fix, 1);
+    execv("/proc/self/exe", argv);
+    /* if re-exec fails, carry on with OpenBLAS's choice: describe() records it */
+    unsetenv(FX_OPENBLAS_CHOSE);
+    unsetenv(FX_OPENBLAS_SET);
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
 static const char *ob_describe(void)
 {
-    static char buf[320];
+    static char buf[480];
     use_threads();
     const char *config = openblas_get_config();
     int t = openblas_get_num_threads();
@@ -218,6 +264,12 @@ static const char *ob_describe(void)
                                                "unpinned, placed by the OS)"
                                              : " (the calling thread pinned by fiftyx; OpenBLAS's own workers "
                                                "bound by OpenBLAS)");
+    const char *chose = getenv(FX_OPENBLAS_CHOSE), *set = getenv(FX_OPENBLAS_SET);
+    if (chose && set) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof buf - n, "; OPENBLAS_CORETYPE=%s set by fiftyx: OpenBLAS's own choice on this CPU "
+                 "was %.40s, a kernel without AVX2", set, chose);
+    }
     return buf;
 }
 

@@ -2,7 +2,8 @@
 """vs_openblas — `cpu` against `openblas` within each fiftyx results file (the tables of
 kernels/cpu/NOTES.md): per suite, size and thread count, both medians, cpu's GFLOP/s and % of
 the measured peak, and the ratio openblas time / cpu time (> 1: cpu is faster). Within one
-file only, since this machine drifts between runs.
+file only, since this machine drifts between runs. For a file of `bench --rounds R` it adds the
+ratio round by round (the two rows of a round ran minutes apart at most): their median and range.
 
 usage: kernels/cpu/vs_openblas.py RESULTS.json [...]"""
 import json
@@ -24,8 +25,19 @@ def rows(path):
         unit = b["time_unit"]
         out.append(f"{suite:<4} {size:<28} {threads}T  cpu {b['real_time']:>11.2f} {unit} "
                    f"{b['gflops']:6.1f} GFLOP/s {b['pct_peak']:5.1f}%  openblas {o['real_time']:>11.2f} {unit} "
-                   f"{o['gflops']:6.1f} GFLOP/s  ratio {o['real_time'] / b['real_time']:.3f}")
+                   f"{o['gflops']:6.1f} GFLOP/s  ratio {o['real_time'] / b['real_time']:.3f}"
+                   + per_round(b, o))
     return out
+
+
+def per_round(b, o):
+    rb, ro = b.get("round_times", []), o.get("round_times", [])
+    if len(rb) < 2 or len(rb) != len(ro):
+        return ""
+    r = sorted(x / y for x, y in zip(ro, rb))
+    n = len(r)
+    med = r[n // 2] if n % 2 else (r[n // 2 - 1] + r[n // 2]) / 2
+    return f"  (by round: median {med:.3f} [{r[0]:.3f}..{r[-1]:.3f}] of {n})"
 
 
 def main(argv):
