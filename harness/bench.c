@@ -771,10 +771,12 @@ static double probe_rate(bench_ctx *bc, const fx_bench_row *row)
     fx_bench_row probe = *row;
     fx_bench_run *run = bc->run;
     fx_timing_policy saved = bc->policy;
-    /* after the warm-up iteration, the median of three: one cold call (a BLAS starting its
-     * threads) once made OpenBLAS look 7x slower than it is and skipped its case */
-    bc->policy = (fx_timing_policy){.rep_time = 0, .min_time = 0, .budget = 1, .min_reps = 3, .max_reps = 3,
-                                    .max_iters = 1};
+    /* after the warm-up iteration, the median of three repetitions of ~10 ms each: one cold call
+     * (a BLAS starting its threads) once made OpenBLAS look 7x slower than it is and skipped its
+     * case; with single calls as repetitions its first 256³ GEMMs on 2 threads still read 17
+     * GFLOP/s against 209 when warm, and skipped its 4096³ row */
+    bc->policy = (fx_timing_policy){.rep_time = 0.01, .min_time = 0, .budget = 1, .min_reps = 3, .max_reps = 3,
+                                    .max_iters = 100};
     if (row->suite == FX_SUITE_STEP) {
         probe.ss = FX_TUTORIAL_SIZE;
         snprintf(probe.size, sizeof probe.size, "probe");
