@@ -86,9 +86,10 @@ static const char usage[] =
     "  --threads  CPU thread count (default: 1 and all cores)\n"
     "  --out      results file (default results/<host>-<cpu>-<cores>c[-<gpu>]-<UTC time>.json), written atomically\n"
     "  --budget   seconds per case (default 30); a case predicted to exceed it is skipped\n"
-    "  --rounds   1 to 20 (default 1): each size's cases (every backend and thread count) timed in turn R\n"
+    "  --rounds   1 to 20 (default 3): each size's cases (every backend and thread count) timed in turn R\n"
     "             times, each round with 1/R of the time; a row reports the median of its rounds'\n"
     "             medians, so that a machine whose speed drifts over minutes slows every row alike\n"
+    "             (a case whose iterations are too long for R rounds in its budget takes one)\n"
     "  --quick    a smoke sweep: two step sizes, three GEMMs, the tutorial's kernels, short timings\n";
 
 /* ---- sizes ---------------------------------------------------------------------------- */
@@ -152,6 +153,7 @@ typedef struct {
     const char *out_path;
     fx_timing_policy policy;
     double ref_gflops; /* measured rate of the double reference, for its cost estimates */
+    int last_round;    /* the row's last round: the step after timing is checked in this one */
 } bench_ctx;
 
 /* The reference's first two losses at a step size, computed at most once per size. */
@@ -373,6 +375,9 @@ static void run_step_row(bench_ctx *bc, fx_bench_row *row)
             double cost = row->t.median + NEXT_STEP_COST * row->flops / (bc->ref_gflops * 1e9);
             char why[200];
             if (!row->validated || !strcmp(row->size, "probe")) {
+            } else if (!bc->last_round) { /* --rounds: checked once, after the row's last round */
+                snprintf(row->validation, sizeof row->validation,
+                         "reference: first 2 losses (the step after timing: in the last round)");
             } else if (cost > bc->run->budget / 10) {
                 snprintf(row->validation, sizeof row->validation,
                          "reference: first 2 losses (the step after timing not checked: ~%.0f s)", cost);
@@ -959,15 +964,15 @@ static void merge_rounds(fx_bench_row *r)
 /* Row i, once (round `round` of run->rounds): predicted over budget, unsupported or run, timed and
  * validated. Returns 0 when the row may run again in the next round (it ran, and its results were
  * right or are left to the vote of fx_bench_validate_by_agreement), -1 when it is done. */
-static int run_row(bench_ctx *bc, int i, int round, double start, int done)
+static int run_row(bench_ctx *bc, int i, int round, int *rounds, double start, int done)
 {
     fx_bench_run *run = bc->run;
     fx_bench_row *r = &run->rows[i];
     double elapsed = fx_wall_seconds() - start;
     double left = done ? elapsed / done * (run->nrows - done) : 0;
     char rnd[32] = "";
-    if (run->rounds > 1)
-        snprintf(rnd, sizeof rnd, " round %d/%d", round + 1, run->rounds);
+    if (*rounds > 1)
+        snprintf(rnd, sizeof rnd, " round %d/%d", round + 1, *rounds);
     fprintf(stderr, "[%3d/%d] %s %-16s %-20s %s%-3d%s%s%s%s  (elapsed %.0f s, ~%.0f s left)\n", i + 1, run->nrows,
             row_kind(r), r->b->name, r->size, r->b->device == FX_GPU ? "gpu " : "thr ", r->threads,
             r->sync_every_step ? " sync" : "", r->kernel ? " " : "", r->kernel ? r->kernel : "", rnd, elapsed, left);
@@ -987,16 +992,21 @@ static int run_row(bench_ctx *bc, int i, int round, double start, int done)
         if (rate <= 0 && r->flops > 1e9)
             rate = probe_rate(bc, r);
         if (rate > 0) {
-            /* every round: a warm-up and at least its share of the repetitions */
+            /* every round: a warm-up and at least its share of the repetitions; a case too long
+             * for that within the budget takes one round (its own iterations are long enough to
+             * span a drift), and one too long for even that is skipped */
             double est = r->flops / (rate * 1e9);
             int reps = est > FX_LONG_ITERATION ? FX_MIN_REPS_LONG : bc->policy.min_reps;
-            int per_round = (reps + run->rounds - 1) / run->rounds;
-            double need = est * run->rounds * (1 + per_round);
-            if (need > run->budget) {
+            int per_round = (reps + *rounds - 1) / *rounds;
+            if (*rounds > 1 && est * *rounds * (1 + per_round) > run->budget) {
+                *rounds = 1;
+                fprintf(stderr, "        one round, not %d: ~%.1f s per iteration\n", run->rounds, est);
+            }
+            if (est * (1 + reps) > run->budget) {
                 r->status = FX_ROW_SKIPPED;
                 snprintf(r->note, sizeof r->note,
                          "skipped: ~%.1f s per iteration at %.1f GFLOP/s, %d runs exceed the %.0f s budget", est,
-                         rate, run->rounds * (1 + per_round), run->budget);
+                         rate, 1 + reps, run->budget);
                 fprintf(stderr, "        %s\n", r->note);
                 return -1;
             }
@@ -1004,9 +1014,10 @@ static int run_row(bench_ctx *bc, int i, int round, double start, int done)
     }
     /* one round's share of the case's time, repetitions and budget */
     fx_timing_policy whole = bc->policy;
-    bc->policy.min_time = whole.min_time / run->rounds;
-    bc->policy.min_reps = (whole.min_reps + run->rounds - 1) / run->rounds;
-    bc->policy.budget = run->budget / run->rounds;
+    bc->policy.min_time = whole.min_time / *rounds;
+    bc->policy.min_reps = (whole.min_reps + *rounds - 1) / *rounds;
+    bc->policy.budget = run->budget / *rounds;
+    bc->last_round = round == *rounds - 1;
     if (r->suite == FX_SUITE_STEP)
         run_step_row(bc, r);
     else if (r->suite == FX_SUITE_GEMM)
@@ -1027,7 +1038,7 @@ static int run_row(bench_ctx *bc, int i, int round, double start, int done)
         const char *per = r->suite == FX_SUITE_STEP ? "step" : r->suite == FX_SUITE_GEMM ? "GEMM" : "call";
         char med[32], this[32];
         fmt_time(r->t.median, med, sizeof med);
-        if (run->rounds > 1 && again) {
+        if (*rounds > 1 && again) {
             fmt_time(r->round_t[r->rounds - 1].median, this, sizeof this);
             fprintf(stderr, "        %s per %s this round (%s over %d round%s), %s\n", this, per, med, r->rounds,
                     r->rounds == 1 ? "" : "s", r->validation);
@@ -1047,8 +1058,8 @@ static void run_all(bench_ctx *bc)
 {
     fx_bench_run *run = bc->run;
     double start = fx_wall_seconds();
-    int *live = malloc((size_t)run->nrows * sizeof *live);
-    if (!live)
+    int *live = malloc((size_t)run->nrows * sizeof *live), *rounds = malloc((size_t)run->nrows * sizeof *rounds);
+    if (!live || !rounds)
         fx_die(1, "out of memory");
     for (int g0 = 0, g1; g0 < run->nrows; g0 = g1) {
         for (g1 = g0 + 1; g1 < run->nrows && same_group(&run->rows[g0], &run->rows[g1]); g1++)
@@ -1056,16 +1067,19 @@ static void run_all(bench_ctx *bc)
         if (g0 > 0)
             checkpoint(bc, g0);
         int n = g1 - g0, done = g0 * run->rounds;
-        for (int i = g0; i < g1; i++)
+        for (int i = g0; i < g1; i++) {
             live[i] = 1;
+            rounds[i] = run->rounds;
+        }
         for (int round = 0; round < run->rounds; round++)
             for (int k = 0; k < n; k++, done++) {
                 int i = g0 + (k + round) % n;
-                if (live[i])
-                    live[i] = run_row(bc, i, round, start, done / run->rounds) == 0;
+                if (live[i] && round < rounds[i])
+                    live[i] = run_row(bc, i, round, &rounds[i], start, done / run->rounds) == 0;
             }
     }
     free(live);
+    free(rounds);
     fx_bench_validate_by_agreement(run);
 }
 
@@ -1431,7 +1445,7 @@ static void add_rows(fx_bench_run *run, fx_suite suite, const char *size, const 
 int fx_cmd_bench(int argc, char **argv)
 {
     const char *suite = "all", *backends = NULL, *sizes = NULL, *out = NULL, *v;
-    long threads = 0, rounds = 1;
+    long threads = 0, rounds = 3;
     double budget = 30;
     int quick = 0;
     for (int i = 2; i < argc; i++) {
