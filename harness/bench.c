@@ -321,14 +321,70 @@ out:
     return rc;
 }
 
+/* Inputs kept from one row to the next (release_inputs() at the end of each size's rows): the
+ * step's initial tensors and the GEMM's operand sets, drawn once per size rather than once per
+ * row and round (their normals took ~1.5 s a time at 4096x8192x8192x1024 and at 4096³). Small
+ * ones (a cost probe's) are drawn each time and leave the kept ones alone. */
+#define KEEP_ELEMS (1L << 20)
+static struct {
+    int have;
+    fx_init init;
+} kept_init;
+static struct {
+    long m, n, k;
+    int nsets;
+    float **a, **b;
+} kept_gemm;
+
+static void release_inputs(void)
+{
+    if (kept_init.have)
+        fx_init_free(&kept_init.init);
+    kept_init.have = 0;
+    for (int s = 0; s < kept_gemm.nsets; s++) {
+        free(kept_gemm.a[s]);
+        free(kept_gemm.b[s]);
+    }
+    free(kept_gemm.a);
+    free(kept_gemm.b);
+    memset(&kept_gemm, 0, sizeof kept_gemm);
+}
+
+/* The initial tensors at size s: *init, to be given back with put_init. */
+static int get_init(fx_init *init, fx_size s, fx_err *e)
+{
+    double elems = (double)s.n * (double)(s.d_in + s.d_out) + (double)s.h * (double)(s.d_in + s.d_out);
+    if (elems < KEEP_ELEMS) {
+        int ok;
+        fill_init(init, s, e, &ok);
+        return ok ? 0 : -1;
+    }
+    if (!kept_init.have || memcmp(&kept_init.init.size, &s, sizeof s)) {
+        int ok;
+        if (kept_init.have)
+            fx_init_free(&kept_init.init);
+        kept_init.have = 0;
+        fill_init(&kept_init.init, s, e, &ok);
+        if (!ok)
+            return -1;
+        kept_init.have = 1;
+    }
+    *init = kept_init.init;
+    return 0;
+}
+
+static void put_init(fx_init *init)
+{
+    if (!kept_init.have || init->x != kept_init.init.x)
+        fx_init_free(init);
+}
+
 static void run_step_row(bench_ctx *bc, fx_bench_row *row)
 {
     fx_err e = {{0}};
     row->after_timing = NAN;
     fx_init init;
-    int ok;
-    fill_init(&init, row->ss, &e, &ok);
-    if (!ok) {
+    if (get_init(&init, row->ss, &e)) {
         row->status = FX_ROW_FAILED;
         snprintf(row->note, sizeof row->note, "inputs: %s", e.msg);
         return;
@@ -341,7 +397,7 @@ static void run_step_row(bench_ctx *bc, fx_bench_row *row)
         row->status = FX_ROW_FAILED;
         snprintf(row->note, sizeof row->note, "create: %s", s.losses ? e.msg : "out of memory");
         free(s.losses);
-        fx_init_free(&init);
+        put_init(&init);
         return;
     }
     if (fx_time_case(step_fn, &s, &bc->policy, &row->t, &e)) {
@@ -397,7 +453,7 @@ static void run_step_row(bench_ctx *bc, fx_bench_row *row)
     }
     row->b->destroy(s.state);
     free(s.losses);
-    fx_init_free(&init);
+    put_init(&init);
 }
 
 /* The code a backend's losses come from: backends of one family share it (cpu and its forced-ISA
@@ -485,13 +541,20 @@ static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
     nsets = nsets < 1 ? 1 : nsets > 64 ? 64 : nsets;
     while (nsets > 1 && nsets * footprint > 2e9)
         nsets--;
-    float **a = calloc((size_t)nsets, sizeof *a), **b = calloc((size_t)nsets, sizeof *b);
+    long asz = row->m * row->k, bsz = row->k * row->n;
+    /* operand sets kept for the next row at this shape (release_inputs), unless small */
+    int keep = (double)(asz + bsz) * nsets >= KEEP_ELEMS;
+    if (keep && !(kept_gemm.a && kept_gemm.m == row->m && kept_gemm.n == row->n && kept_gemm.k == row->k &&
+                  kept_gemm.nsets >= nsets)) /* a GPU's rows may rotate fewer sets than a CPU's: the first ones */
+        release_inputs();
+    int fresh = !keep || !kept_gemm.a;
+    float **a = fresh ? calloc((size_t)nsets, sizeof *a) : kept_gemm.a;
+    float **b = fresh ? calloc((size_t)nsets, sizeof *b) : kept_gemm.b;
     float *c = malloc((size_t)(row->m * row->n) * sizeof *c);
     fx_err e = {{0}};
     gemm_ctx gc = {row->b->gemm_bench, NULL};
     int ok = a && b && c;
-    long asz = row->m * row->k, bsz = row->k * row->n;
-    for (int s = 0; ok && s < nsets; s++) {
+    for (int s = 0; ok && fresh && s < nsets; s++) {
         a[s] = malloc((size_t)asz * sizeof(float));
         b[s] = malloc((size_t)bsz * sizeof(float));
         ok = a[s] && b[s];
@@ -501,6 +564,10 @@ static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
             fx_rng_fill_normal(&r, a[s], (size_t)asz);
             fx_rng_fill_normal(&r, b[s], (size_t)bsz);
         }
+    }
+    if (ok && keep && fresh) {
+        kept_gemm = (typeof(kept_gemm)){row->m, row->n, row->k, nsets, a, b};
+        fresh = 0; /* now the kept sets: not freed below */
     }
     if (!ok) {
         row->status = FX_ROW_FAILED;
@@ -539,12 +606,14 @@ static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
     }
     if (gc.h)
         gc.g->destroy(gc.h);
-    for (int s = 0; s < nsets && a && b; s++) {
+    for (int s = 0; fresh && s < nsets && a && b; s++) {
         free(a[s]);
         free(b[s]);
     }
-    free(a);
-    free(b);
+    if (fresh) {
+        free(a);
+        free(b);
+    }
     free(c);
 }
 
@@ -993,15 +1062,12 @@ static int run_row(bench_ctx *bc, int i, int round, int *rounds, double start, i
             rate = probe_rate(bc, r);
         if (rate > 0) {
             /* every round: a warm-up and at least its share of the repetitions; a case too long
-             * for that within the budget takes one round (its own iterations are long enough to
-             * span a drift), and one too long for even that is skipped */
+             * for that within the budget, or whose iterations take over FX_LONG_ITERATION, takes
+             * one round (its few long iterations span the drift themselves), and one too long for
+             * even that is skipped */
             double est = r->flops / (rate * 1e9);
             int reps = est > FX_LONG_ITERATION ? FX_MIN_REPS_LONG : bc->policy.min_reps;
             int per_round = (reps + *rounds - 1) / *rounds;
-            if (*rounds > 1 && est * *rounds * (1 + per_round) > run->budget) {
-                *rounds = 1;
-                fprintf(stderr, "        one round, not %d: ~%.1f s per iteration\n", run->rounds, est);
-            }
             if (est * (1 + reps) > run->budget) {
                 r->status = FX_ROW_SKIPPED;
                 snprintf(r->note, sizeof r->note,
@@ -1009,6 +1075,10 @@ static int run_row(bench_ctx *bc, int i, int round, int *rounds, double start, i
                          rate, 1 + reps, run->budget);
                 fprintf(stderr, "        %s\n", r->note);
                 return -1;
+            }
+            if (*rounds > 1 && (est > FX_LONG_ITERATION || est * *rounds * (1 + per_round) > run->budget)) {
+                *rounds = 1;
+                fprintf(stderr, "        one round, not %d: ~%.1f s per iteration\n", run->rounds, est);
             }
         }
     }
@@ -1077,6 +1147,7 @@ static void run_all(bench_ctx *bc)
                 if (live[i] && round < rounds[i])
                     live[i] = run_row(bc, i, round, &rounds[i], start, done / run->rounds) == 0;
             }
+        release_inputs();
     }
     free(live);
     free(rounds);
