@@ -22,8 +22,9 @@ extern const char *const fx_isa_names[3];
 
 /* Measures everything this machine can run (~5-10 s; quick: ~1-2 s). */
 void fx_peaks_measure(fx_peaks *p, int threads_all, int quick);
-/* Whether an all-cores FMA figure measured on `cores` cores is believable beside the one-thread
- * figure `one`. */
+/* Whether FMA figures are believable together: 0 when they are (or there is nothing to judge:
+ * one core, a figure missing), -1 when the all-cores figure `all` on `cores` cores is too low
+ * beside the one-thread figure `one`, 1 when `one` is too low beside `all` per core. */
 /* The triad on `bytes` (3 arrays in all, shared out among `threads` threads, each its own) kept
  * hot: the bandwidth bound of an elementwise kernel that moves as many bytes on operands left
  * resident (the kernels suite), whichever cache or memory holds them. in_place: a += s·b (two
