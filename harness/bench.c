@@ -996,18 +996,6 @@ static int same_group(const fx_bench_row *a, const fx_bench_row *b)
     return a->suite == b->suite && !strcmp(a->size, b->size);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* r->t from the rounds r ran: the median of their medians (a round timed in a slow minute moves
  * it no more than one sample would), the extremes of all, the repetitions and time of all. */
 static void merge_rounds(fx_bench_row *r)
@@ -1025,8 +1013,8 @@ static void merge_rounds(fx_bench_row *r)
             m.wall += t->wall;
         }
     }
-    m.median = median_of(med, r->rounds);
-    m.cpu_median = median_of(cpu, r->rounds);
+    m.median = fx_sorted_median(med, r->rounds);
+    m.cpu_median = fx_sorted_median(cpu, r->rounds);
     r->t = m;
 }
 

@@ -10,8 +10,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Sorts v[0..n) and returns its median. */
-static double sorted_median(double *v, int n)
+double fx_sorted_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -59,10 +58,10 @@ int fx_time_case(fx_timed_fn fn, void *ctx, const fx_timing_policy *p, fx_timing
         spent += t;
     }
     out->reps = n;
-    out->median = sorted_median(samples, n);
+    out->median = fx_sorted_median(samples, n);
     out->min = samples[0];
     out->max = samples[n - 1];
-    out->cpu_median = sorted_median(cpu, n);
+    out->cpu_median = fx_sorted_median(cpu, n);
     out->wall = fx_wall_seconds() - start;
     free(samples);
     free(cpu);

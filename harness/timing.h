@@ -36,4 +36,6 @@ typedef struct {
 } fx_timing;
 
 int fx_time_case(fx_timed_fn fn, void *ctx, const fx_timing_policy *p, fx_timing *out, fx_err *e);
+/* Sorts v[0..n) (n >= 1) and returns its median (the mean of the middle two when n is even). */
+double fx_sorted_median(double *v, int n);
 #endif
