@@ -543,7 +543,7 @@ static void run_gemm_row(bench_ctx *bc, fx_bench_row *row)
         nsets--;
     long asz = row->m * row->k, bsz = row->k * row->n;
     /* operand sets kept for the next row at this shape (release_inputs), unless small */
-    int keep = (double)(asz + bsz) * nsets >= KEEP_ELEMS;
+    int keep = (double)(asz + bsz) * nsets >= KEEP_ELEMS && strcmp(row->size, "probe");
     if (keep && !(kept_gemm.a && kept_gemm.m == row->m && kept_gemm.n == row->n && kept_gemm.k == row->k &&
                   kept_gemm.nsets >= nsets)) /* a GPU's rows may rotate fewer sets than a CPU's: the first ones */
         release_inputs();
@@ -862,6 +862,7 @@ static double probe_rate(bench_ctx *bc, const fx_bench_row *row)
         kernel_setup(&probe);
         run_kernel_row(bc, &probe);
     } else {
+        snprintf(probe.size, sizeof probe.size, "probe"); /* its operands are not kept (run_gemm_row) */
         probe.m = probe.n = probe.k = 256;
         probe.op = FX_NN;
         probe.flops = 2.0 * 256 * 256 * 256;
@@ -947,11 +948,12 @@ static void fmt_time(double s, char *buf, size_t len)
         snprintf(buf, len, "%.3f s", s);
 }
 
-/* The results file as it stands after `done` cases (complete: false), rewritten atomically.
- * Rows whose reference is over budget are validated by agreement at the end of the run; here a
- * copy of the rows is validated by agreement among the cases done so far, so that a file cut
- * short still holds the big sizes' validated rows (the live rows wait for the final pass). */
-static void checkpoint(bench_ctx *bc, int done)
+/* The results file as it stands after `done` cases (complete: false), rewritten atomically; the
+ * rows not `finished` (not run, or with rounds to go) are left out of it. Rows whose reference is
+ * over budget are validated by agreement at the end of the run; here a copy of the rows is
+ * validated by agreement among the cases done so far, so that a file cut short still holds the big
+ * sizes' validated rows (the live rows wait for the final pass). */
+static void checkpoint(bench_ctx *bc, int done, const char *finished)
 {
     fx_bench_run *run = bc->run;
     run->rows_done = done;
@@ -965,6 +967,9 @@ static void checkpoint(bench_ctx *bc, int done)
     }
     *snap = *run;
     memcpy(rows, run->rows, (size_t)run->nrows * sizeof *rows);
+    for (int i = 0; i < run->nrows; i++)
+        if (!finished[i])
+            rows[i].status = FX_ROW_PENDING;
     snap->rows = rows;
     snap->speedups = NULL;
     snap->nspeedups = 0;
@@ -1070,6 +1075,10 @@ static int run_row(bench_ctx *bc, int i, int round, int *rounds, double start, i
             }
         }
     }
+    /* each round validated afresh: a round that goes wrong must not keep an earlier round's pass */
+    r->validated = 0;
+    r->max_rel_err = NAN;
+    r->validation[0] = 0;
     /* one round's share of the case's time, repetitions and budget */
     fx_timing_policy whole = bc->policy;
     bc->policy.min_time = whole.min_time / *rounds;
@@ -1086,9 +1095,15 @@ static int run_row(bench_ctx *bc, int i, int round, int *rounds, double start, i
     if (r->b->describe)
         snprintf(r->config, sizeof r->config, "%s", r->b->describe());
     int again = r->status == FX_ROW_RAN && (r->validated || !strcmp(r->validation, "pending agreement"));
-    if (again) { /* a round that failed or was wrong stays as it ran: the row shows that round */
+    if (again) {
         r->round_t[r->rounds++] = r->t;
         merge_rounds(r);
+    } else if (round > 0) { /* a round that failed or was wrong: the row shows that round, and says so */
+        char *what = r->status == FX_ROW_RAN ? r->validation : r->note;
+        size_t len = r->status == FX_ROW_RAN ? sizeof r->validation : sizeof r->note;
+        char was[256];
+        snprintf(was, sizeof was, "%s", what);
+        snprintf(what, len, "round %d of %d (its time; %d before it passed): %.180s", round + 1, *rounds, r->rounds, was);
     }
     if (r->status == FX_ROW_RAN) {
         r->gflops = r->flops / r->t.median * 1e-9;
@@ -1117,13 +1132,13 @@ static void run_all(bench_ctx *bc)
     fx_bench_run *run = bc->run;
     double start = fx_wall_seconds();
     int *live = malloc((size_t)run->nrows * sizeof *live), *rounds = malloc((size_t)run->nrows * sizeof *rounds);
-    if (!live || !rounds)
+    char *finished = calloc((size_t)run->nrows, 1);
+    int nfinished = 0;
+    if (!live || !rounds || !finished)
         fx_die(1, "out of memory");
     for (int g0 = 0, g1; g0 < run->nrows; g0 = g1) {
         for (g1 = g0 + 1; g1 < run->nrows && same_group(&run->rows[g0], &run->rows[g1]); g1++)
             ;
-        if (g0 > 0)
-            checkpoint(bc, g0);
         int n = g1 - g0, done = g0 * run->rounds;
         for (int i = g0; i < g1; i++) {
             live[i] = 1;
@@ -1132,13 +1147,20 @@ static void run_all(bench_ctx *bc)
         for (int round = 0; round < run->rounds; round++)
             for (int k = 0; k < n; k++, done++) {
                 int i = g0 + (k + round) % n;
-                if (live[i] && round < rounds[i])
-                    live[i] = run_row(bc, i, round, &rounds[i], start, done / run->rounds) == 0;
+                if (!live[i] || round >= rounds[i])
+                    continue;
+                live[i] = run_row(bc, i, round, &rounds[i], start, done / run->rounds) == 0;
+                if (!live[i] || round == rounds[i] - 1) { /* the row is done: into the file */
+                    finished[i] = 1;
+                    if (++nfinished < run->nrows)
+                        checkpoint(bc, nfinished, finished);
+                }
             }
         release_inputs();
     }
     free(live);
     free(rounds);
+    free(finished);
     fx_bench_validate_by_agreement(run);
 }
 

@@ -65,7 +65,7 @@ typedef struct {
     int quick;
     int backends_named; /* --backend given */
     double budget;
-    int rounds; /* --rounds: each group of rows (one suite, size and kernel) timed in turn this often */
+    int rounds; /* --rounds: each group of rows (one suite and size) timed in turn this often */
     int threads_all;
     char binding[160];
     fx_topo topo;

@@ -956,6 +956,126 @@ static void check_openblas_kernel_rule(fx_check *c)
     fx_report(c, FX_PASS, name, "%zu cases", sizeof cases / sizeof *cases);
 }
 
+/* bench --rounds with inputs big enough to be kept from row to row and round to round (the
+ * step's tensors, the GEMM's operand sets: over KEEP_ELEMS): every row validated in 3 rounds. */
+static void check_bench_rounds_kept(fx_check *c, const char *dir)
+{
+    const char *name = "cli/bench_rounds_kept_inputs";
+    const fx_backend *cpu = fx_backend_find("cpu");
+    const char *why = cpu && cpu->unavailable ? cpu->unavailable() : NULL;
+    if (!cpu || why) {
+        fx_report(c, FX_SKIP, name, "backend cpu: %s", cpu ? why : "not in this build");
+        return;
+    }
+    static const char *const sizes[][2] = {{"step", "512x1024x512x64"}, {"gemm", "600x500x700"}};
+    char out[4200];
+    snprintf(out, sizeof out, "%s/kept.json", dir);
+    for (size_t s = 0; s < 2; s++) {
+        const char *args[] = {"bench", "--suite", sizes[s][0], "--backend", "cpu", "--size", sizes[s][1],
+                              "--quick", "--rounds", "3", "--out", out, NULL};
+        run_result r;
+        if (run_self(args, &r) || r.status != 0) {
+            fx_report(c, FX_FAIL, name, "%s %s: exit %d: %.200s", sizes[s][0], sizes[s][1], r.status, r.err);
+            return;
+        }
+        json_error_t je;
+        json_t *root = json_load_file(out, 0, &je), *rows = json_object_get(root, "benchmarks"), *row;
+        size_t i, n = 0;
+        const char *bad = rows ? NULL : "no benchmarks array";
+        json_array_foreach(rows, i, row) {
+            n++;
+            if (!json_is_true(json_object_get(row, "validated")) || json_integer_value(json_object_get(row, "rounds")) != 3)
+                bad = json_string_value(json_object_get(row, "name"));
+        }
+        json_decref(root);
+        unlink(out);
+        if (bad || n < 1) {
+            fx_report(c, FX_FAIL, name, "%s %s: %zu rows; not validated in 3 rounds: %s", sizes[s][0], sizes[s][1], n,
+                      bad ? bad : "(none ran)");
+            return;
+        }
+    }
+    fx_report(c, FX_PASS, name, "step 512x1024x512x64 and gemm 600x500x700, 3 rounds each");
+}
+
+/* The kernel the `openblas` backend runs, end to end: an inherited OPENBLAS_CORETYPE naming
+ * Prescott is dropped and a stray marker of fiftyx's is ignored (on a CPU with AVX2 and FMA the
+ * kernel is then never one without AVX2: OpenBLAS's own choice, or the one fiftyx sets); with
+ * FIFTYX_KEEP_OPENBLAS_ENV=1 the inherited Prescott stays. */
+static void check_openblas_kernel_env(fx_check *c, const char *dir)
+{
+    const char *name = "cli/openblas_kernel_env";
+    const fx_backend *ob = fx_backend_find("openblas");
+    if (!ob || !fx_openblas_kernel_for) {
+        fx_report(c, FX_SKIP, name, "built without OpenBLAS");
+        return;
+    }
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+        fx_report(c, FX_SKIP, name, "this CPU has no AVX2+FMA: no kernel of OpenBLAS's to prefer");
+        return;
+    }
+    static const char *const vars[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "FIFTYX_OPENBLAS_CORETYPE",
+                                       "FIFTYX_OPENBLAS_FALLBACK", "FIFTYX_KEEP_OPENBLAS_ENV"};
+    char *saved[5];
+    for (int v = 0; v < 5; v++) {
+        const char *x = getenv(vars[v]);
+        saved[v] = x ? strdup(x) : NULL;
+    }
+    static const struct {
+        const char *env[3]; /* NAME=VALUE, on top of all five unset */
+        int keep;           /* expect Prescott kept */
+    } cases[] = {
+        {{NULL}, 0},
+        {{"OPENBLAS_CORETYPE=Prescott", NULL}, 0},
+        {{"FIFTYX_OPENBLAS_CORETYPE=SkylakeX", "FIFTYX_OPENBLAS_FALLBACK=Nehalem", NULL}, 0},
+        {{"OPENBLAS_CORETYPE=Prescott", "FIFTYX_KEEP_OPENBLAS_ENV=1", NULL}, 1},
+    };
+    char out[4200], fail[300] = "";
+    snprintf(out, sizeof out, "%s/obk.json", dir);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases && !fail[0]; k++) {
+        for (int v = 0; v < 5; v++)
+            unsetenv(vars[v]);
+        for (int e = 0; cases[k].env[e]; e++)
+            putenv((char *)cases[k].env[e]);
+        const char *args[] = {"bench", "--suite", "gemm", "--backend", "openblas", "--size", "16",
+                              "--threads", "1", "--quick", "--rounds", "1", "--out", out, NULL};
+        run_result r;
+        if (run_self(args, &r) || r.status != 0) {
+            snprintf(fail, sizeof fail, "case %zu: exit %d: %.200s", k, r.status, r.err);
+            break;
+        }
+        json_error_t je;
+        json_t *root = json_load_file(out, 0, &je);
+        const char *cfg = json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(json_object_get(root, "context"), "fiftyx"), "backends"),
+                            "openblas"),
+            "config"));
+        const char *kp = cfg ? strstr(cfg, "; kernel ") : NULL;
+        char kernel[64] = "";
+        if (kp)
+            sscanf(kp + 9, "%63[^;]", kernel);
+        if (!kernel[0])
+            snprintf(fail, sizeof fail, "case %zu: no kernel in the config: %.200s", k, cfg ? cfg : "(none)");
+        else if (cases[k].keep ? strcmp(kernel, "Prescott") != 0 : fx_openblas_kernel_for(kernel, 1, 0) != NULL)
+            snprintf(fail, sizeof fail, "case %zu (%s%s%s): kernel %s", k, cases[k].env[0] ? cases[k].env[0] : "clean",
+                     cases[k].env[1] ? " " : "", cases[k].env[1] ? cases[k].env[1] : "", kernel);
+        json_decref(root);
+        unlink(out);
+    }
+    for (int v = 0; v < 5; v++) {
+        if (saved[v])
+            setenv(vars[v], saved[v], 1);
+        else
+            unsetenv(vars[v]);
+        free(saved[v]);
+    }
+    if (fail[0])
+        fx_report(c, FX_FAIL, name, "%s", fail);
+    else
+        fx_report(c, FX_PASS, name, "4 environments");
+}
+
 /* The verdict's GPU side has not met a GPU yet: drive it, the results file and the tools with
  * synthetic validated step rows (a made-up GPU backend beside CPU ones), and check every number,
  * sentence and crossover against what the rows imply. Sizes come out of ladder order on purpose. */
@@ -1504,7 +1624,9 @@ void fx_check_cli(fx_check *c)
     check_bench_cut_short(c, dir);
     check_bench_after_timing(c, dir);
     check_bench_rounds(c, dir);
+    check_bench_rounds_kept(c, dir);
     check_openblas_kernel_rule(c);
+    check_openblas_kernel_env(c, dir);
     check_default_name(c, dir);
     check_results_stem(c);
 

@@ -262,7 +262,9 @@ static json_t *benchmarks(const fx_bench_run *run)
                          r->validated, "validation", r->validation, "max_rel_err", number_or_null(r->max_rel_err),
                          "iterations_per_repetition", (json_int_t)r->t.iters_per_rep, "case_wall_s", r->t.wall));
         json_object_set_new(o, "config", json_string(r->config));
-        /* bench --rounds: each round's median, in the order they ran (real_time is their median) */
+        /* bench --rounds: the median of each round that passed, in the order they ran (real_time is
+         * their median; for a row that went wrong in a later round, that round's, and its
+         * validation names it) */
         json_t *rt = json_array();
         for (int k = 0; k < r->rounds; k++)
             json_array_append_new(rt, json_real(r->round_t[k].median * us));

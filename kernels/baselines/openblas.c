@@ -230,8 +230,11 @@ const char *fx_openblas_kernel_for(const char *chosen, int avx2_fma, int avx512)
 
 void fx_openblas_fix_kernel(char **argv)
 {
-    if (getenv("FIFTYX_KEEP_OPENBLAS_ENV") || getenv(FX_OPENBLAS_SET))
+    const char *set = getenv(FX_OPENBLAS_SET), *ct = getenv("OPENBLAS_CORETYPE");
+    if (getenv("FIFTYX_KEEP_OPENBLAS_ENV") || (set && ct && !strcmp(set, ct)))
         return; /* the user's choice, or fiftyx's own already made */
+    unsetenv(FX_OPENBLAS_SET); /* markers without the setting they mark: stray, not ours */
+    unsetenv(FX_OPENBLAS_CHOSE);
     __builtin_cpu_init();
     int avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -265,7 +268,7 @@ static const char *ob_describe(void)
                                              : " (the calling thread pinned by fiftyx; OpenBLAS's own workers "
                                                "bound by OpenBLAS)");
     const char *chose = getenv(FX_OPENBLAS_CHOSE), *set = getenv(FX_OPENBLAS_SET);
-    if (chose && set) {
+    if (chose && set && !strcasecmp(set, openblas_get_corename())) { /* fiftyx's setting, and taken */
         size_t n = strlen(buf);
         snprintf(buf + n, sizeof buf - n, "; OPENBLAS_CORETYPE=%s set by fiftyx: OpenBLAS's own choice on this CPU "
                  "was %.40s, a kernel without AVX2", set, chose);
