@@ -73,7 +73,7 @@ static const char usage[] =
 
 /* OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when it loads, before main; the dev box
  * sets them to force an AVX2 kernel. A fair baseline lets OpenBLAS choose for itself, so fiftyx
- * restarts itself once without them (FIFTYX_KEEP_OPENBLAS_ENV=1 keeps them, to study their effect).
+ * restarts itself without them (FIFTYX_KEEP_OPENBLAS_ENV=1 keeps them, to study their effect).
  * The one OPENBLAS_CORETYPE kept is the one fiftyx set itself (openblas_kernel.h). */
 static void drop_openblas_env(char **argv)
 {
