@@ -448,7 +448,7 @@ static void run_step_row(bench_ctx *bc, fx_bench_row *row)
                 snprintf(row->validation, sizeof row->validation, "reference: first 2 losses and the step after timing");
             }
         } else {
-            snprintf(row->validation, sizeof row->validation, "pending agreement");
+            snprintf(row->validation, sizeof row->validation, "%s", FX_PENDING_AGREEMENT);
         }
     }
     row->b->destroy(s.state);
@@ -479,7 +479,7 @@ void fx_bench_validate_by_agreement(fx_bench_run *run)
 {
     for (int i = 0; i < run->nrows; i++) {
         fx_bench_row *r = &run->rows[i];
-        if (r->suite != FX_SUITE_STEP || r->status != FX_ROW_RAN || strcmp(r->validation, "pending agreement"))
+        if (r->suite != FX_SUITE_STEP || r->status != FX_ROW_RAN || strcmp(r->validation, FX_PENDING_AGREEMENT))
             continue;
         int others = 0, agree = 0;
         double worst_agreeing = 0;
@@ -1094,7 +1094,7 @@ static int run_row(bench_ctx *bc, int i, int round, int *rounds, double start, i
     bc->policy = whole;
     if (r->b->describe)
         snprintf(r->config, sizeof r->config, "%s", r->b->describe());
-    int again = r->status == FX_ROW_RAN && (r->validated || !strcmp(r->validation, "pending agreement"));
+    int again = r->status == FX_ROW_RAN && (r->validated || !strcmp(r->validation, FX_PENDING_AGREEMENT));
     if (again) {
         r->round_t[r->rounds++] = r->t;
         merge_rounds(r);

@@ -9,6 +9,8 @@
 
 typedef enum { FX_SUITE_STEP, FX_SUITE_GEMM, FX_SUITE_KERNELS } fx_suite;
 #define FX_MAX_ROUNDS 20 /* bench --rounds */
+/* a step row's validation while its reference is over budget: fx_bench_validate_by_agreement decides */
+#define FX_PENDING_AGREEMENT "pending agreement"
 typedef enum { FX_ROW_PENDING, FX_ROW_RAN, FX_ROW_SKIPPED, FX_ROW_FAILED } fx_row_status;
 
 typedef struct {

@@ -1210,7 +1210,7 @@ static void check_agreement(fx_check *c)
         r[i].have_loss = 1;
         r[i].loss[0] = rows[i].loss0;
         r[i].loss[1] = rows[i].loss1;
-        snprintf(r[i].validation, sizeof r[i].validation, "pending agreement");
+        snprintf(r[i].validation, sizeof r[i].validation, "%s", FX_PENDING_AGREEMENT);
     }
     run.rows = r;
     run.nrows = run.rows_done = NR;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "../cpu/cpu.h"
 #include "../fiftyx.h"
 #include "openblas_kernel.h"
 
@@ -235,12 +236,9 @@ void fx_openblas_fix_kernel(char **argv)
         return; /* the user's choice, or fiftyx's own already made */
     unsetenv(FX_OPENBLAS_SET); /* markers without the setting they mark: stray, not ours */
     unsetenv(FX_OPENBLAS_CHOSE);
-    __builtin_cpu_init();
-    int avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512cd");
-    const char *chosen = openblas_get_corename(), *fix = fx_openblas_kernel_for(chosen, avx2_fma, avx512);
+    /* the ISAs as the cpu backend's dispatch tells them (kernels/cpu/isa.c) */
+    const char *chosen = openblas_get_corename(),
+               *fix = fx_openblas_kernel_for(chosen, fx_cpu_isa_avx2.supported(), fx_cpu_isa_avx512.supported());
     if (!fix)
         return;
     setenv(FX_OPENBLAS_CHOSE, chosen, 1);

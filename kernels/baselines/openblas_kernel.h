@@ -15,7 +15,7 @@
 #define FX_OPENBLAS_CHOSE "FIFTYX_OPENBLAS_FALLBACK"   /* what OpenBLAS had chosen */
 
 /* The OPENBLAS_CORETYPE to force when OpenBLAS chose kernel `chosen` on a CPU with (avx2_fma)
- * AVX2 and FMA and (avx512) AVX-512 F, BW, DQ, VL and CD: "SkylakeX" or "Haswell" where `chosen`
+ * AVX2 and FMA and (avx512) AVX-512 F, BW, DQ and VL: "SkylakeX" or "Haswell" where `chosen`
  * is one of OpenBLAS's kernels without AVX2 and the CPU has AVX2 and FMA; NULL otherwise. */
 const char *fx_openblas_kernel_for(const char *chosen, int avx2_fma, int avx512);
 
